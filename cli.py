@@ -1,0 +1,2 @@
+from forecast.cli import app
+app()

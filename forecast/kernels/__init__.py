@@ -1,0 +1,6 @@
+"""Numba kernels: arrays in, arrays out (numpy and numba only).
+
+``cells``   recurrent layers (RNN, LSTM, GRU), forward and BPTT backward
+``losses``  loss values and their gradients
+``optim``   Adam and global-norm gradient clipping over one flat parameter vector
+"""
