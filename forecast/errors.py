@@ -26,3 +26,8 @@ class ModelFileError(ForecastError):
 
 class NumericalError(ForecastError, FloatingPointError):
     """Training produced a NaN or infinite loss or gradient."""
+
+
+class DataWarning(UserWarning):
+    """Input data is usable but suspicious (for example a constant series); the message
+    says what was found and what the library did about it."""

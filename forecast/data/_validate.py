@@ -1,0 +1,352 @@
+"""Column detection and strict validation of the time column and value columns.
+
+Every check reports positions as rows of the input in its original order (0-based, the
+header not counted); CSV messages add the file line.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from forecast.data._model import SUSPECT_SENTINELS, LoadOptions, LoadReport, is_number
+from forecast.data._read import Source
+from forecast.errors import DataError
+
+TIME_NAMES = ("ds", "date", "timestamp", "time", "datetime", "date_time", "dt")
+_TZ_SUFFIX = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _cols(frame: pd.DataFrame) -> str:
+    names = [str(c) for c in frame.columns]
+    return ", ".join(repr(c) for c in names[:30]) + (" ..." if len(names) > 30 else "")
+
+
+def _did_you_mean(name: str, frame: pd.DataFrame) -> str:
+    close = difflib.get_close_matches(str(name), [str(c) for c in frame.columns], n=1, cutoff=0.6)
+    if not close:
+        lower = {str(c).lower(): str(c) for c in frame.columns}
+        close = [lower[str(name).lower()]] if str(name).lower() in lower else []
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+# ---- time column -------------------------------------------------------------------------
+def find_time_col(frame: pd.DataFrame, options: LoadOptions, src: Source) -> str:
+    if options.time_col is not None:
+        if options.time_col not in frame.columns:
+            raise DataError(
+                f"time column {options.time_col!r} not found in {src.label}"
+                f"{_did_you_mean(options.time_col, frame)}; the columns are {_cols(frame)}; "
+                "pass the right name with time_col= (--time-col)"
+            )
+        return options.time_col
+    by_name = {str(c).strip().lower(): c for c in reversed(list(frame.columns))}
+    for name in TIME_NAMES:
+        if name in by_name:
+            return by_name[name]
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            return col
+    raise DataError(
+        f"no time column found in {src.label}: none of the columns {_cols(frame)} is named "
+        f"{', '.join(TIME_NAMES)} (any case) or holds datetimes; pass the name of the column "
+        "that holds the timestamps with time_col= (--time-col)"
+    )
+
+
+def parse_times(col: pd.Series, options: LoadOptions, src: Source, report: LoadReport) -> pd.Series:
+    """Parse the time column into datetime64 values, or raise a `DataError` that says which
+    values are wrong and why (empty, unparseable, mixed formats, aware mixed with naive)."""
+    name = col.name
+    if pd.api.types.is_datetime64_any_dtype(col):
+        times = col
+    elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+        if options.time_format is None:
+            raise DataError(
+                f"time column {name!r} holds numbers (first: {col.iloc[0]!r}), not timestamps; "
+                "convert it to dates, or pass time_format= (e.g. '%Y%m%d') to read the digits "
+                "as dates (--time-format)"
+            )
+        times = _parse_strings(col.astype("string"), options, src, report)
+    else:
+        times = _parse_strings(col, options, src, report)
+    empty = times.isna().to_numpy()
+    if empty.any():
+        i = _first(empty)
+        raise DataError(
+            f"time column {name!r} has {int(empty.sum())} empty timestamp(s) (first at "
+            f"{src.where(i)}); fill them in or remove those rows"
+        )
+    tz = getattr(times.dtype, "tz", None)
+    report.timezone = None if tz is None else str(tz)
+    return times
+
+
+def _blank(col: pd.Series) -> np.ndarray:
+    text = col.astype("string").str.strip()
+    return (text.isna() | (text == "")).to_numpy(dtype=bool)
+
+
+def _parse_strings(col: pd.Series, options: LoadOptions, src: Source, report: LoadReport) -> pd.Series:
+    blank = _blank(col)
+    if blank.any():
+        i = _first(blank)
+        raise DataError(
+            f"time column {col.name!r} has {int(blank.sum())} empty timestamp(s) (first at "
+            f"{src.where(i)}); fill them in or remove those rows"
+        )
+    try:
+        return pd.to_datetime(col, format=options.time_format)
+    except (ValueError, TypeError, OverflowError):
+        pass
+    return _diagnose_times(col, options, src, report)
+
+
+def _diagnose_times(col: pd.Series, options: LoadOptions, src: Source, report: LoadReport) -> pd.Series:
+    name = col.name
+    text = col.astype("string").str.strip()
+    is_obj = col.dtype == object
+    aware = np.array([getattr(v, "tzinfo", None) is not None for v in col], dtype=bool) if is_obj \
+        else np.zeros(len(col), dtype=bool)
+    naive_obj = np.array([hasattr(v, "tzinfo") and v.tzinfo is None for v in col], dtype=bool) \
+        if is_obj else np.zeros(len(col), dtype=bool)
+    strings = ~(aware | naive_obj)
+    aware |= strings & text.str.contains(_TZ_SUFFIX, regex=True).fillna(False).to_numpy(dtype=bool)
+    naive = ~aware
+    if aware.any() and naive.any():
+        i, j = _first(aware), _first(naive)
+        raise DataError(
+            f"time column {name!r} mixes timezone-aware and naive timestamps: "
+            f"{int(aware.sum())} carry a timezone (first at {src.where(i)}: {text.iloc[i]!r}) and "
+            f"{int(naive.sum())} do not (first at {src.where(j)}: {text.iloc[j]!r}); write them "
+            "all with a UTC offset or all without one (e.g. convert everything to UTC)"
+        )
+    if aware.all():
+        try:
+            times = pd.to_datetime(col, utc=True, format=options.time_format)
+            report.note("timestamps carry different UTC offsets; converted them all to UTC")
+            return times
+        except (ValueError, TypeError, OverflowError):
+            pass
+    fmt = options.time_format
+    if fmt is None:
+        mixed = pd.to_datetime(col, format="mixed", errors="coerce")
+        if mixed.notna().all():
+            first_fmt = pd.to_datetime(col, errors="coerce")
+            j = _first(first_fmt.isna().to_numpy())
+            raise DataError(
+                f"time column {name!r} mixes timestamp formats: {src.where(0)} is "
+                f"{text.iloc[0]!r} but {src.where(j)} is {text.iloc[j]!r}; write every "
+                "timestamp in one format (ISO 8601, e.g. 2016-07-01 00:00:00) or pass "
+                "time_format= (--time-format)"
+            )
+        bad = mixed.isna().to_numpy()
+        how = "with any date format"
+    else:
+        bad = pd.to_datetime(col, format=fmt, errors="coerce").isna().to_numpy()
+        how = f"with time_format={fmt!r}"
+    i = _first(bad) if bad.any() else 0
+    raise DataError(
+        f"time column {name!r} has {int(bad.sum())} value(s) that cannot be read as timestamps "
+        f"{how} (first at {src.where(i)}: {text.iloc[i]!r}); fix or remove those rows, or pass "
+        "time_format= (--time-format) if the format is unusual"
+    )
+
+
+# ---- id, target and covariate columns ---------------------------------------------------
+def find_id_col(frame: pd.DataFrame, options: LoadOptions, src: Source) -> str | None:
+    if options.id_col is not None:
+        if options.id_col not in frame.columns:
+            raise DataError(
+                f"id column {options.id_col!r} not found in {src.label}"
+                f"{_did_you_mean(options.id_col, frame)}; the columns are {_cols(frame)}; "
+                "pass the right name with id_col= (--id-col) or leave it out for one series"
+            )
+        col = options.id_col
+    elif "unique_id" in frame.columns:
+        col = "unique_id"
+    else:
+        return None
+    blank = _blank(frame[col])
+    if blank.any():
+        i = _first(blank)
+        raise DataError(
+            f"id column {col!r} has {int(blank.sum())} empty value(s) (first at {src.where(i)}); "
+            "give every row a series id"
+        )
+    return col
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)
+
+
+def find_targets(frame: pd.DataFrame, options: LoadOptions, reserved: Sequence[str],
+                 src: Source) -> tuple[str, ...]:
+    wanted = options.targets()
+    if wanted:
+        for t in wanted:
+            if t not in frame.columns:
+                raise DataError(
+                    f"target column {t!r} not found in {src.label}{_did_you_mean(t, frame)}; "
+                    f"the columns are {_cols(frame)}; choose one of them with target= (--target)"
+                )
+            if t in reserved:
+                raise DataError(f"column {t!r} is the time or id column and cannot be the target; "
+                                "choose another target (--target)")
+        return tuple(wanted)
+    if "y" in frame.columns and "y" not in reserved:
+        return ("y",)
+    numeric = [c for c in frame.columns if c not in reserved and _is_numeric(frame[c])]
+    if len(numeric) == 1:
+        return (numeric[0],)
+    others = [c for c in frame.columns if c not in reserved]
+    if not numeric and len(others) == 1:
+        return (others[0],)  # the only value column: value_column says what is wrong in it
+    if not numeric:
+        raise DataError(
+            f"no numeric column to forecast in {src.label}: the columns are {_cols(frame)}; "
+            "pass the target column with target= (--target)"
+        )
+    raise DataError(
+        f"{src.label} has {len(numeric)} numeric columns ({', '.join(map(repr, numeric))}); "
+        f"choose the one to forecast with target= (--target), e.g. target={numeric[-1]!r}"
+    )
+
+
+def find_covariates(frame: pd.DataFrame, options: LoadOptions, reserved: Sequence[str],
+                    targets: Sequence[str], src: Source) -> tuple[str, ...]:
+    cov = options.covariates
+    if cov is None:
+        return ()
+    taken = set(reserved) | set(targets)
+    if isinstance(cov, str) and cov == "all":
+        return tuple(c for c in frame.columns if c not in taken and _is_numeric(frame[c]))
+    cov = (cov,) if isinstance(cov, str) else tuple(cov)
+    for c in cov:
+        if c not in frame.columns:
+            raise DataError(
+                f"covariate column {c!r} not found in {src.label}{_did_you_mean(c, frame)}; "
+                f"the columns are {_cols(frame)}; fix the name in covariates= (--covariates)"
+            )
+        if c in taken:
+            raise DataError(f"column {c!r} is already the time, id or target column; "
+                            "remove it from covariates= (--covariates)")
+    return cov
+
+
+# ---- values ------------------------------------------------------------------------------
+def _markers(options: LoadOptions) -> tuple[set[str], np.ndarray]:
+    if not options.missing_values:
+        return set(), np.array([], dtype=np.float64)
+    strings = {str(m).strip() for m in options.missing_values if isinstance(m, str)}
+    numbers = [float(m) for m in options.missing_values if is_number(m)]
+    for m in strings:  # "-9999" given as text also matches the number
+        try:
+            numbers.append(float(m))
+        except ValueError:
+            pass
+    return strings, np.array(numbers, dtype=np.float64)
+
+
+def _when(times: pd.Series, i: int) -> str:
+    return str(times.iloc[i])
+
+
+def value_column(frame: pd.DataFrame, name: str, role: str, times: pd.Series,
+                 options: LoadOptions, src: Source, report: LoadReport) -> np.ndarray:
+    """Column `name` as float64 with missing markers turned into NaN; raises on text,
+    infinities and (by default) placeholder values such as -9999."""
+    col = frame[name]
+    strings, numbers = _markers(options)
+    replaced = 0
+    if _is_numeric(col):
+        values = col.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        text = col.astype("string").str.strip()
+        if strings:
+            hit = text.isin(list(strings)).to_numpy(dtype=bool)
+            replaced += int(hit.sum())
+            text = text.mask(hit)
+        parsed = pd.to_numeric(text, errors="coerce")
+        bad = (parsed.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
+        if bad.any():
+            i = _first(bad)
+            fix = "choose another target (--target)" if role == "target" else \
+                "drop it from the covariates (--covariates) or encode it as numbers"
+            raise DataError(
+                f"column {name!r} has {int(bad.sum())} non-numeric value(s) (first at "
+                f"{src.where(i)}: {text.iloc[i]!r}); clean the column, declare the marker "
+                f"with missing_values=[{text.iloc[i]!r}] (--missing) if it means 'missing', or {fix}"
+            )
+        values = parsed.to_numpy(dtype=np.float64, na_value=np.nan)
+    if numbers.size:
+        hit = np.isin(values, numbers)
+        if hit.any():
+            values = values.copy() if not values.flags.writeable else values
+            values[hit] = np.nan
+            replaced += int(hit.sum())
+    if replaced:
+        report.missing_markers[name] = replaced
+        report.note(f"replaced {replaced} missing-value marker(s) in column {name!r} by NaN")
+    if options.missing_values is None:
+        hit = np.isin(values, SUSPECT_SENTINELS)
+        if hit.any():
+            i = _first(hit)
+            v = values[i]
+            raise DataError(
+                f"column {name!r} has {int(hit.sum())} value(s) like {v:g} (first at "
+                f"{src.where(i)}, {_when(times, i)}), a common placeholder for missing data; "
+                f"pass missing_values=[{v:g}] (--missing {v:g}) to treat them as missing, or "
+                "missing_values=[] if they are real values"
+            )
+    inf = np.isinf(values)
+    if inf.any():
+        i = _first(inf)
+        raise DataError(
+            f"column {name!r} has {int(inf.sum())} infinite value(s) (first at {src.where(i)}, "
+            f"{_when(times, i)}: {values[i]}); replace them with valid numbers, or leave the "
+            "cells empty to mark them missing"
+        )
+    nan = np.isnan(values)
+    if nan.all():
+        raise DataError(f"column {name!r} has no values (every row is missing); choose another "
+                        f"{'target (--target)' if role == 'target' else 'covariate'}")
+    if nan.any():
+        report.missing_values[name] = int(nan.sum())
+    return values
+
+
+# ---- duplicates and order ----------------------------------------------------------------
+def duplicate_rows(keys: pd.DataFrame) -> np.ndarray:
+    """True for each row whose (id, time) appeared on an earlier row."""
+    return keys.duplicated(keep="first").to_numpy()
+
+
+def raise_duplicates(keys: pd.DataFrame, dup: np.ndarray, time_col: str, src: Source) -> None:
+    i = _first(dup)
+    same = (keys == keys.iloc[i]).all(axis=1).to_numpy()
+    j = _first(same)
+    series = "" if len(keys.columns) == 1 else f" in series {keys.iloc[i, 0]!r}"
+    raise DataError(
+        f"{int(dup.sum())} duplicated timestamp(s){series} (first: {keys[time_col].iloc[i]} "
+        f"at {src.where(j)} and {src.where(i)}); remove the repeated rows, or aggregate them "
+        "with duplicates='mean' (or 'first', 'last', 'sum', 'min', 'max', 'median') (--duplicates)"
+    )
+
+
+def out_of_order(frame: pd.DataFrame, id_col: str | None, time_col: str) -> np.ndarray:
+    """True for each row whose timestamp is earlier than the previous row of its series."""
+    t = frame[time_col]
+    if id_col is None:
+        prev = t.shift(1)
+    else:
+        prev = t.groupby(frame[id_col], sort=False).shift(1)
+    return (t < prev).to_numpy(dtype=bool)
