@@ -116,7 +116,7 @@ def read_benchmark(path: str | Path, target: str, features: str = "M") -> tuple[
     if bad:
         raise DataError(f"value column(s) {bad} of {path.name} are not numeric; the benchmark "
                         "needs numeric columns besides the date")
-    return data.to_numpy(dtype=np.float64), tuple(order)
+    return np.ascontiguousarray(data.to_numpy(dtype=np.float64)), tuple(order)
 
 
 def layout_split(layout: str, n_rows: int) -> Split:

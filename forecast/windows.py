@@ -122,6 +122,8 @@ class Windows:
 
     Window starts run from the first allowed start of each series in steps of `stride`;
     ``len(w)`` is the number of windows, ``w.starts`` their first input rows.
+    `values` is used as given, never copied; a row-major (C-contiguous) array makes each
+    window one contiguous block, which makes ``batch`` several times faster.
     """
 
     def __init__(self, values, spec: WindowSpec, *, bounds=None, span=None,
@@ -142,8 +144,24 @@ class Windows:
         self.reach_back = reach_back
         self._index(drop_nonfinite)
         L, H = spec.lookback, spec.horizon
-        self._xv = sliding_window_view(self.values, L, axis=0).swapaxes(1, 2) if n >= L else None
-        self._yv = sliding_window_view(self.values, H, axis=0).swapaxes(1, 2) if n >= H else None
+        self._views = {role: self._role_view(getattr(spec, role), size)
+                       for role, size in (("inputs", L), ("targets", H), ("known", H))}
+        self._full = (self._role_view(None, L)[0], self._role_view(None, H)[0])
+
+    def _role_view(self, cols, size: int):
+        """A strided (rows - size + 1, size, k) view over the columns of one role, and the
+        column list still to pick after indexing when they are not a contiguous range."""
+        n = len(self.values)
+        if n < size or cols == ():
+            return None, None
+        post = None
+        sub = self.values
+        if cols is not None:
+            if cols == tuple(range(cols[0], cols[0] + len(cols))):
+                sub = self.values[:, cols[0]:cols[0] + len(cols)]
+            else:
+                post = list(cols)
+        return sliding_window_view(sub, size, axis=0).swapaxes(1, 2), post
 
     # ---- index ---------------------------------------------------------------------------
     def _used_columns(self) -> np.ndarray | None:
@@ -207,12 +225,16 @@ class Windows:
         seg = np.searchsorted(self._cum, k, side="right") - 1
         return seg
 
-    def starts_of(self, k) -> np.ndarray:
-        """First input row of windows `k` (ints or an int array)."""
+    def _locate(self, k) -> tuple[np.ndarray, np.ndarray]:
+        """(first input row, segment) of windows `k`."""
         k = np.asarray(k, dtype=np.int64)
         seg = self._positions(k)
         k = np.where(k < 0, k + len(self), k)
-        return self._first[seg] + (k - self._cum[seg]) * self.spec.stride
+        return self._first[seg] + (k - self._cum[seg]) * self.spec.stride, seg
+
+    def starts_of(self, k) -> np.ndarray:
+        """First input row of windows `k` (ints or an int array)."""
+        return self._locate(k)[0]
 
     @property
     def starts(self) -> np.ndarray:
@@ -235,40 +257,42 @@ class Windows:
 
     # ---- views and batches ---------------------------------------------------------------
     def window(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Read-only views (no copy) of window `k`: inputs (lookback, F), targets (horizon, F)."""
+        """Read-only views (no copy) of window `k`, every column: the lookback rows
+        (lookback, F) and the horizon rows after them (horizon, F)."""
         s = int(self.starts_of(k))
-        L = self.spec.lookback
-        return self._xv[s], self._yv[s + L]
+        return self._full[0][s], self._full[1][s + self.spec.lookback]
+
+    def _take(self, role: str, rows: np.ndarray, dtype) -> np.ndarray | None:
+        view, post = self._views[role]
+        if view is None:
+            return None
+        out = view[rows]  # fancy indexing: the one copy, (B, size, k)
+        if post is not None:
+            out = out[..., post]
+        if dtype is not None:
+            out = out.astype(dtype, copy=False)
+        return np.ascontiguousarray(out)
 
     def batch(self, k, dtype=None) -> Batch:
         """Copy windows `k` (an int array, a slice or a range) into contiguous arrays."""
         if isinstance(k, slice):
             k = np.arange(len(self))[k]
         k = np.atleast_1d(np.asarray(k, dtype=np.int64))
-        starts = self.starts_of(k)
-        series = self._series[self._positions(k)] if len(k) else np.zeros(0, dtype=np.int64)
         s = self.spec
         F = self.values.shape[1]
         if len(k) == 0:
             T = F if s.targets is None else len(s.targets)
-            x = np.zeros((0, s.lookback, F if s.inputs is None else len(s.inputs)))
-            y = np.zeros((0, s.horizon) if (T == 1 and s.squeeze) else (0, s.horizon, T))
-            fut = np.zeros((0, s.horizon, len(s.known))) if s.known else None
-            return Batch(x, y, starts, series, fut)
-        x = self._xv[starts]
-        if s.inputs is not None and s.inputs != tuple(range(F)):
-            x = x[..., list(s.inputs)]
-        yw = self._yv[starts + s.lookback]
-        y = yw if s.targets is None or s.targets == tuple(range(F)) else yw[..., list(s.targets)]
+            x = np.zeros((0, s.lookback, F if s.inputs is None else len(s.inputs)), dtype=dtype)
+            y = np.zeros((0, s.horizon) if (T == 1 and s.squeeze) else (0, s.horizon, T), dtype=dtype)
+            fut = np.zeros((0, s.horizon, len(s.known)), dtype=dtype) if s.known else None
+            return Batch(x, y, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), fut)
+        starts, seg = self._locate(k)
+        x = self._take("inputs", starts, dtype)
+        y = self._take("targets", starts + s.lookback, dtype)
         if y.shape[-1] == 1 and s.squeeze:
             y = y[..., 0]
-        fut = yw[..., list(s.known)] if s.known else None
-        if dtype is not None:
-            x = x.astype(dtype, copy=False)
-            y = y.astype(dtype, copy=False)
-            fut = None if fut is None else fut.astype(dtype, copy=False)
-        return Batch(np.ascontiguousarray(x), np.ascontiguousarray(y), starts, series,
-                     None if fut is None else np.ascontiguousarray(fut))
+        fut = self._take("known", starts + s.lookback, dtype)
+        return Batch(x, y, starts, self._series[seg], fut)
 
     def batches(self, batch_size: int = 32, *, shuffle: bool = False, seed=None,
                 drop_last: bool = False, dtype=None) -> Iterator[Batch]:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from forecast.data._bundled import BUNDLED, DatasetInfo, bundled_info, bundled_path, datasets_dir
 from forecast.data._calendar import NYSECalendar, exchange_holidays, trading_day_offset
-from forecast.data._grid import frequency_for, infer_frequency, regularise
+from forecast.data._grid import as_ns, frequency_for, infer_frequency, regularise
 from forecast.data._model import (
     DUPLICATE_POLICIES,
     FILL_METHODS,
@@ -108,8 +108,9 @@ def load(source, options: LoadOptions | None = None, **overrides) -> Dataset:
     del raw
     value_cols = list(targets) + list(covariates)
 
-    frame = _dedupe(frame, id_col is not None, value_cols, options, src, report)
-    frame = _sort(frame, id_col is not None, src, report)
+    if id_col is not None or not _strictly_increasing(frame["ds"]):
+        frame = _dedupe(frame, id_col is not None, value_cols, options, src, report)
+        frame = _sort(frame, id_col is not None, src, report)
     dataset = _dataset_shell(frame, targets, covariates, id_col, src, report)
     bounds, ids = dataset.bounds, dataset.ids
     freq = frequency_for(frame, bounds, ids, options, src.label)
@@ -135,6 +136,11 @@ def load(source, options: LoadOptions | None = None, **overrides) -> Dataset:
                     "lookback/horizon"
                 )
     return dataset
+
+
+def _strictly_increasing(times: pd.Series) -> bool:
+    """Fast path for the common case: one series, sorted, no duplicated timestamp."""
+    return bool((np.diff(as_ns(times)) > 0).all())
 
 
 def _dedupe(frame: pd.DataFrame, multi: bool, value_cols: list[str], options: LoadOptions,

@@ -16,7 +16,7 @@ _WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 
 
-def _ns(times) -> np.ndarray:
+def as_ns(times) -> np.ndarray:
     idx = pd.DatetimeIndex(times)
     if idx.tz is not None:
         idx = idx.tz_convert("UTC").tz_localize(None)
@@ -34,9 +34,12 @@ def infer_frequency(times) -> Frequency | None:
     idx = pd.DatetimeIndex(times)
     if len(idx) < 2:
         return None
-    diffs = np.diff(_ns(idx))
-    values, counts = np.unique(diffs, return_counts=True)
-    step = int(values[np.argmax(counts)])
+    diffs = np.diff(as_ns(idx))
+    if (diffs == diffs[0]).all():
+        step = int(diffs[0])
+    else:
+        values, counts = np.unique(diffs, return_counts=True)
+        step = int(values[np.argmax(counts)])
     local = idx.tz_localize(None) if idx.tz is not None else idx
     if step >= 28 * _DAY:
         alias = _calendar_alias(local)
@@ -121,7 +124,7 @@ def _grid_positions(ts: pd.Series, freq: Frequency) -> tuple[np.ndarray, pd.Date
     step = freq.step
     tz = getattr(ts.dtype, "tz", None)
     if step is not None and (tz is None or step < pd.Timedelta(days=1)):
-        ns = _ns(ts)
+        ns = as_ns(ts)
         rel = ns - ns[0]
         s = int(step.value)
         pos = rel // s

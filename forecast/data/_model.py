@@ -281,7 +281,8 @@ class Dataset:
         missing = [c for c in cols if c not in self.frame.columns]
         if missing:
             raise DataError(f"columns {missing} are not in this dataset; it has {list(self.columns)}")
-        return self.frame[cols].to_numpy(dtype=dtype, copy=True)
+        # Row-major, so that each window of consecutive rows is one contiguous block.
+        return np.ascontiguousarray(self.frame[cols].to_numpy(dtype=dtype, copy=True))
 
     def series(self, uid) -> "Dataset":
         """One series of a long-format dataset, as a single-series `Dataset`."""
