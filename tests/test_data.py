@@ -119,6 +119,12 @@ def test_no_time_column(tmp_path):
         data.load(path)
 
 
+def test_time_column_detected_by_content(tmp_path):
+    path = write(tmp_path, "Day,sales\n2021-03-01,1\n2021-03-02,2\n2021-03-03,3\n")
+    ds = data.load(path)
+    assert ds.report.time_col == "Day" and ds.freq.alias == "D"
+
+
 def test_given_time_column_missing(tmp_path):
     path = write(tmp_path, HOURLY)
     with pytest.raises(DataError, match=r"time column 'Date' not found.*did you mean 'date'"):

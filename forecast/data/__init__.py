@@ -32,6 +32,7 @@ from forecast.data._model import (
     LoadOptions,
     LoadReport,
     require_length,
+    series_bounds,
 )
 from forecast.data._read import Source, read_source
 from forecast.data._validate import (
@@ -111,15 +112,17 @@ def load(source, options: LoadOptions | None = None, **overrides) -> Dataset:
     if id_col is not None or not _strictly_increasing(frame["ds"]):
         frame = _dedupe(frame, id_col is not None, value_cols, options, src, report)
         frame = _sort(frame, id_col is not None, src, report)
-    dataset = _dataset_shell(frame, targets, covariates, id_col, src, report)
-    bounds, ids = dataset.bounds, dataset.ids
+    id_name = "unique_id" if id_col is not None else None
+    bounds = series_bounds(frame, id_name)
+    ids = [src.name] if id_name is None else list(frame[id_name].iloc[bounds[:-1]])
     freq = frequency_for(frame, bounds, ids, options, src.label)
     report.frequency, report.frequency_inferred = freq.alias, freq.inferred
     report.note(f"frequency {'inferred' if freq.inferred else 'given'}: {freq.name} ({freq.alias})")
     frame = regularise(frame, bounds, ids, value_cols, freq, options, report, src.where)
     frame = frame.drop(columns="__row")
 
-    dataset.frame, dataset.freq = frame, freq
+    dataset = Dataset(frame=frame, target=tuple(targets), freq=freq, report=report,
+                      covariates=tuple(covariates), id_col=id_name, name=src.name)
     report.rows, report.n_series = len(frame), dataset.n_series
     report.time_col, report.id_col = str(time_col), None if id_col is None else str(id_col)
     report.target, report.covariates = tuple(targets), tuple(covariates)
@@ -185,12 +188,6 @@ def _sort(frame: pd.DataFrame, multi: bool, src: Source, report: LoadReport) -> 
     else:
         report.note("rows of each series were not contiguous; grouped them by unique_id")
     return frame
-
-
-def _dataset_shell(frame, targets, covariates, id_col, src: Source, report) -> Dataset:
-    return Dataset(frame=frame, target=tuple(targets), freq=Frequency("D"), report=report,
-                   covariates=tuple(covariates), id_col="unique_id" if id_col else None,
-                   name=src.name)
 
 
 def _check_constant(dataset: Dataset, report: LoadReport) -> None:

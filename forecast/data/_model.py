@@ -263,11 +263,7 @@ class Dataset:
     @property
     def bounds(self) -> np.ndarray:
         """Row offsets of each series: series i is rows ``bounds[i]:bounds[i+1]``."""
-        if self.id_col is None:
-            return np.array([0, len(self.frame)], dtype=np.int64)
-        ids = self.frame[self.id_col].to_numpy()
-        change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
-        return np.concatenate([[0], change, [len(ids)]]).astype(np.int64)
+        return series_bounds(self.frame, self.id_col)
 
     @property
     def index(self) -> pd.DatetimeIndex:
@@ -342,6 +338,15 @@ class Dataset:
         for i, uid in enumerate(self.ids):
             require_length(int(b[i + 1] - b[i]), lookback, horizon,
                            f"series {uid!r}" if self.id_col else f"{self.name!r}")
+
+
+def series_bounds(frame: pd.DataFrame, id_col: str | None) -> np.ndarray:
+    """Row offsets of the (contiguous) series of `frame`."""
+    if id_col is None:
+        return np.array([0, len(frame)], dtype=np.int64)
+    ids = frame[id_col].to_numpy()
+    change = np.flatnonzero(ids[1:] != ids[:-1]) + 1
+    return np.concatenate([[0], change, [len(ids)]]).astype(np.int64)
 
 
 def require_length(n_rows: int, lookback: int, horizon: int, what: str = "the series") -> None:

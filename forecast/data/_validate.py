@@ -7,6 +7,7 @@ header not counted); CSV messages add the file line.
 from __future__ import annotations
 
 import difflib
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -56,11 +57,31 @@ def find_time_col(frame: pd.DataFrame, options: LoadOptions, src: Source) -> str
     for col in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             return col
+    for col in frame.columns:  # a text column whose first values all read as dates
+        s = frame[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        head = s.head(10)
+        if head.notna().all() and _looks_like_dates(head):
+            return col
     raise DataError(
         f"no time column found in {src.label}: none of the columns {_cols(frame)} is named "
         f"{', '.join(TIME_NAMES)} (any case) or holds datetimes; pass the name of the column "
         "that holds the timestamps with time_col= (--time-col)"
     )
+
+
+def _looks_like_dates(head: pd.Series) -> bool:
+    text = head.astype("string").str.strip()
+    if not text.str.contains(r"\d", regex=True).all():
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pandas warns when it has to guess a format
+        try:
+            parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+        except (ValueError, TypeError, OverflowError):
+            return False
+    return bool(parsed.notna().all())
 
 
 def parse_times(col: pd.Series, options: LoadOptions, src: Source, report: LoadReport) -> pd.Series:
@@ -238,7 +259,7 @@ def find_targets(frame: pd.DataFrame, options: LoadOptions, reserved: Sequence[s
         )
     raise DataError(
         f"{src.label} has {len(numeric)} numeric columns ({', '.join(map(repr, numeric))}); "
-        f"choose the one to forecast with target= (--target), e.g. target={numeric[-1]!r}"
+        "choose the one to forecast with target= (--target)"
     )
 
 
