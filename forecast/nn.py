@@ -75,19 +75,32 @@ def _n_chunks(batch: int) -> int:
     return int(max(1, min(MAX_CHUNKS, batch // CHUNK_ROWS)))
 
 
-try:  # BLAS must stay single-threaded inside the parallel kernels
-    from threadpoolctl import ThreadpoolController
+_BLAS_PINNED = False
 
-    _POOL = ThreadpoolController()
 
-    def _single_blas():
-        return _POOL.limit(limits=1, user_api="blas")
+def _pin_kernel_blas() -> None:
+    """Pin the BLAS that Numba's ``np.dot`` calls (SciPy's) to one thread, once.
 
-except Exception:  # pragma: no cover - threadpoolctl is a dependency; degrade gracefully
-    import contextlib
+    The kernels already run one chunk per core; a multi-threaded BLAS inside ``prange``
+    oversubscribes the cores, and switching its thread count around every call costs
+    milliseconds. NumPy's own BLAS is left alone. Setting ``OPENBLAS_NUM_THREADS=1``
+    before start-up has the same effect.
+    """
+    global _BLAS_PINNED
+    if _BLAS_PINNED:
+        return
+    _BLAS_PINNED = True
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba will call)
+        from threadpoolctl import ThreadpoolController
 
-    def _single_blas():
-        return contextlib.nullcontext()
+        ctl = ThreadpoolController()
+        libs = [c for c in ctl.lib_controllers
+                if c.user_api == "blas" and "scipy" in c.filepath.replace("\\", "/").split("/")[-2]]
+        for lib in libs:
+            lib.set_num_threads(1)
+    except Exception:  # pragma: no cover - best effort; correctness does not depend on it
+        pass
 
 
 class RecurrentNet:
@@ -276,24 +289,24 @@ class RecurrentNet:
         act = ACTIVATIONS[self.activation]
         layers, h_n, c_n = [], [], []
         inp = x
-        with _single_blas():
-            for k in range(self.n_layers):
-                w = self._layer(k, self._views)
-                if self.cell == "lstm":
-                    h0, c0 = state[0][k], state[1][k]
-                    hs, hk, ck, gates, cs = cells.lstm_forward(inp, lengths, h0, c0, *w, nch)
-                    layers.append((inp, h0, c0, hs, gates, cs))
-                    c_n.append(ck)
-                elif self.cell == "gru":
-                    h0 = state[k]
-                    hs, hk, cache = cells.gru_forward(inp, lengths, h0, *w, nch)
-                    layers.append((inp, h0, hs, cache))
-                else:
-                    h0 = state[k]
-                    hs, hk = cells.rnn_forward(inp, lengths, h0, *w, act, self.leaky_slope, nch)
-                    layers.append((inp, h0, hs))
-                h_n.append(hk)
-                inp = hs
+        _pin_kernel_blas()
+        for k in range(self.n_layers):
+            w = self._layer(k, self._views)
+            if self.cell == "lstm":
+                h0, c0 = state[0][k], state[1][k]
+                hs, hk, ck, gates, cs = cells.lstm_forward(inp, lengths, h0, c0, *w, nch)
+                layers.append((inp, h0, c0, hs, gates, cs))
+                c_n.append(ck)
+            elif self.cell == "gru":
+                h0 = state[k]
+                hs, hk, cache = cells.gru_forward(inp, lengths, h0, *w, nch)
+                layers.append((inp, h0, hs, cache))
+            else:
+                h0 = state[k]
+                hs, hk = cells.rnn_forward(inp, lengths, h0, *w, act, self.leaky_slope, nch)
+                layers.append((inp, h0, hs))
+            h_n.append(hk)
+            inp = hs
         final = np.stack(h_n)
         if self.cell == "lstm":
             final = (final, np.stack(c_n))
@@ -316,29 +329,28 @@ class RecurrentNet:
         act = ACTIVATIONS[self.activation]
         dhs = np.ascontiguousarray(dhs, dtype=self.dtype)
         dh0s, dc0s = [None] * self.n_layers, [None] * self.n_layers
-        with _single_blas():
-            for k in range(self.n_layers - 1, -1, -1):
-                w_ih, w_hh = self._views[f"rnn.weight_ih_l{k}"], self._views[f"rnn.weight_hh_l{k}"]
-                if self.cell == "lstm":
-                    inp, h0, c0, hs, gates, cs = layers[k]
-                    dx, dh0, dc0, dwi, dwh, dbi, dbh = cells.lstm_backward(
-                        inp, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs,
-                        dstate[0][k], dstate[1][k], nch)
-                    dc0s[k] = dc0
-                elif self.cell == "gru":
-                    inp, h0, hs, gcache = layers[k]
-                    dx, dh0, dwi, dwh, dbi, dbh = cells.gru_backward(
-                        inp, lengths, h0, w_ih, w_hh, hs, gcache, dhs, dstate[k], nch)
-                else:
-                    inp, h0, hs = layers[k]
-                    dx, dh0, dwi, dwh, dbi, dbh = cells.rnn_backward(
-                        inp, lengths, h0, w_ih, w_hh, hs, dhs, dstate[k], act, self.leaky_slope, nch)
-                gv[f"rnn.weight_ih_l{k}"][...] = dwi
-                gv[f"rnn.weight_hh_l{k}"][...] = dwh
-                gv[f"rnn.bias_ih_l{k}"][...] = dbi
-                gv[f"rnn.bias_hh_l{k}"][...] = dbh
-                dh0s[k] = dh0
-                dhs = dx
+        for k in range(self.n_layers - 1, -1, -1):
+            w_ih, w_hh = self._views[f"rnn.weight_ih_l{k}"], self._views[f"rnn.weight_hh_l{k}"]
+            if self.cell == "lstm":
+                inp, h0, c0, hs, gates, cs = layers[k]
+                dx, dh0, dc0, dwi, dwh, dbi, dbh = cells.lstm_backward(
+                    inp, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs,
+                    dstate[0][k], dstate[1][k], nch)
+                dc0s[k] = dc0
+            elif self.cell == "gru":
+                inp, h0, hs, gcache = layers[k]
+                dx, dh0, dwi, dwh, dbi, dbh = cells.gru_backward(
+                    inp, lengths, h0, w_ih, w_hh, hs, gcache, dhs, dstate[k], nch)
+            else:
+                inp, h0, hs = layers[k]
+                dx, dh0, dwi, dwh, dbi, dbh = cells.rnn_backward(
+                    inp, lengths, h0, w_ih, w_hh, hs, dhs, dstate[k], act, self.leaky_slope, nch)
+            gv[f"rnn.weight_ih_l{k}"][...] = dwi
+            gv[f"rnn.weight_hh_l{k}"][...] = dwh
+            gv[f"rnn.bias_ih_l{k}"][...] = dbi
+            gv[f"rnn.bias_hh_l{k}"][...] = dbh
+            dh0s[k] = dh0
+            dhs = dx
         d0 = np.stack(dh0s)
         if self.cell == "lstm":
             d0 = (d0, np.stack(dc0s))

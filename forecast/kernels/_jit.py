@@ -30,6 +30,9 @@ DISABLED = _flag("FORECAST_NUMBA_DISABLE", "0")
 def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     """Compile ``fn`` with the project's settings (nopython, cached, optionally parallel).
 
+    ``error_model="numpy"``: float division by zero gives inf/nan instead of raising,
+    which is what lets LLVM vectorise loops that divide (the sigmoid, for one).
+
     Use ``@kernel`` for leaf kernels and ``@kernel(parallel=True)`` for kernels with a
     ``prange`` over batch chunks. ``inline=True`` asks Numba to inline small helpers.
     """
@@ -37,7 +40,7 @@ def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     def wrap(f):
         if DISABLED:
             return f
-        opts = dict(cache=CACHE, fastmath=FASTMATH, nogil=True)
+        opts = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
         if parallel:
             opts["parallel"] = True
         if inline:
