@@ -1,0 +1,180 @@
+"""Forecast accuracy metrics as plain functions of arrays.
+
+Every point metric takes ``(y_true, y_pred)`` of one shape (any shape; NaNs in
+``y_true`` are ignored) and returns a float. Interval metrics take the bounds, the
+direction metrics take class probabilities. Where scikit-learn has the same metric the
+tests compare the two.
+
+>>> from forecast import metrics
+>>> metrics.mae([1, 2, 3], [1, 2, 4])
+0.3333333333333333
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from forecast.errors import ConfigError, DataError
+
+__all__ = [
+    "mae",
+    "mse",
+    "rmse",
+    "mape",
+    "smape",
+    "mase",
+    "directional_accuracy",
+    "pinball_loss",
+    "coverage",
+    "interval_width",
+    "accuracy",
+    "log_loss",
+    "POINT_METRICS",
+]
+
+
+def _pair(y_true, y_pred) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if t.shape != p.shape:
+        raise DataError(f"y_true has shape {t.shape} but y_pred has shape {p.shape}; "
+                        "pass arrays of the same shape")
+    keep = np.isfinite(t)
+    if not keep.any():
+        raise DataError("y_true holds no finite value to score against")
+    if not np.isfinite(p[keep]).all():
+        raise DataError("y_pred holds NaN or infinite values where y_true is known")
+    return t[keep], p[keep]
+
+
+def mae(y_true, y_pred) -> float:
+    """Mean absolute error."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.abs(t - p)))
+
+
+def mse(y_true, y_pred) -> float:
+    """Mean squared error."""
+    t, p = _pair(y_true, y_pred)
+    return float(np.mean(np.square(t - p)))
+
+
+def rmse(y_true, y_pred) -> float:
+    """Root mean squared error."""
+    return float(np.sqrt(mse(y_true, y_pred)))
+
+
+def mape(y_true, y_pred) -> float:
+    """Mean absolute percentage error as a fraction (0.05 = 5 %), like scikit-learn's
+    ``mean_absolute_percentage_error`` (which divides by ``max(|y|, eps)``)."""
+    t, p = _pair(y_true, y_pred)
+    eps = np.finfo(np.float64).eps
+    return float(np.mean(np.abs(t - p) / np.maximum(np.abs(t), eps)))
+
+
+def smape(y_true, y_pred) -> float:
+    """Symmetric MAPE in [0, 2]: ``mean(2 |y - yhat| / (|y| + |yhat|))``; a pair of
+    zeros counts as a perfect forecast."""
+    t, p = _pair(y_true, y_pred)
+    den = np.abs(t) + np.abs(p)
+    num = 2.0 * np.abs(t - p)
+    ratio = np.divide(num, den, out=np.zeros_like(num), where=den > 0)
+    return float(np.mean(ratio))
+
+
+def mase(y_true, y_pred, y_train, season: int = 1) -> float:
+    """Mean absolute scaled error: MAE divided by the in-sample MAE of the seasonal
+    naive forecast (lag `season`) on `y_train`, the series before the forecast origin."""
+    if not isinstance(season, (int, np.integer)) or season < 1:
+        raise ConfigError(f"season must be a positive integer, got {season!r}")
+    train = np.asarray(y_train, dtype=np.float64).ravel()
+    train = train[np.isfinite(train)]
+    if train.size <= season:
+        raise DataError(f"y_train has {train.size} finite values; MASE with season {season} "
+                        f"needs more than {season}")
+    scale = float(np.mean(np.abs(train[season:] - train[:-season])))
+    if scale == 0:
+        raise DataError("the in-sample seasonal naive error of y_train is zero (a constant or "
+                        "exactly periodic series); MASE is undefined, use MAE instead")
+    return mae(y_true, y_pred) / scale
+
+
+def directional_accuracy(y_true, y_pred, y_last) -> float:
+    """Share of forecasts that move in the same direction as the truth, relative to the
+    last observed value `y_last` (broadcast against the others, e.g. ``(n, 1)`` for
+    ``(n, horizon)`` forecasts). A zero move counts as its own direction."""
+    t, p = np.broadcast_arrays(np.asarray(y_true, np.float64), np.asarray(y_pred, np.float64))
+    last = np.broadcast_to(np.asarray(y_last, np.float64), t.shape)
+    keep = np.isfinite(t) & np.isfinite(last)
+    if not keep.any():
+        raise DataError("no finite (y_true, y_last) pair to score")
+    return float(np.mean(np.sign(t[keep] - last[keep]) == np.sign(p[keep] - last[keep])))
+
+
+def pinball_loss(y_true, y_quantiles, quantiles) -> float:
+    """Mean pinball (quantile) loss. ``y_quantiles`` has the shape of ``y_true`` plus a
+    last axis of ``len(quantiles)``; a single quantile may be given as a float with
+    ``y_quantiles`` shaped like ``y_true`` (then it equals scikit-learn's
+    ``mean_pinball_loss(y_true, y_pred, alpha=q)``)."""
+    q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    if q.ndim != 1 or np.any((q <= 0) | (q >= 1)):
+        raise ConfigError(f"quantiles must be values in (0, 1), got {quantiles!r}")
+    t = np.asarray(y_true, dtype=np.float64)
+    yq = np.asarray(y_quantiles, dtype=np.float64)
+    if np.ndim(quantiles) == 0 and yq.shape == t.shape:
+        yq = yq[..., None]
+    if yq.shape != t.shape + (q.size,):
+        raise DataError(f"y_quantiles must have shape {t.shape + (q.size,)}, got {yq.shape}")
+    keep = np.isfinite(t)
+    diff = t[keep][:, None] - yq[keep]
+    return float(np.mean(np.maximum(q * diff, (q - 1) * diff)))
+
+
+def coverage(y_true, lower, upper) -> float:
+    """Share of true values inside ``[lower, upper]``."""
+    t = np.asarray(y_true, dtype=np.float64)
+    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+    if lo.shape != t.shape or hi.shape != t.shape:
+        raise DataError(f"lower {lo.shape} and upper {hi.shape} must have the shape of "
+                        f"y_true {t.shape}")
+    keep = np.isfinite(t)
+    if not keep.any():
+        raise DataError("y_true holds no finite value to score against")
+    return float(np.mean((t[keep] >= lo[keep]) & (t[keep] <= hi[keep])))
+
+
+def interval_width(lower, upper) -> float:
+    """Mean width ``upper - lower``."""
+    lo, hi = np.asarray(lower, np.float64), np.asarray(upper, np.float64)
+    if lo.shape != hi.shape:
+        raise DataError(f"lower {lo.shape} and upper {hi.shape} must have one shape")
+    return float(np.nanmean(hi - lo))
+
+
+def _classes(y_true, proba) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true)
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 2 or y.shape != (p.shape[0],):
+        raise DataError(f"proba must be (n, n_classes) and y_true (n,), got {p.shape} and {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer) or y.min() < 0 or y.max() >= p.shape[1]:
+        raise DataError(f"y_true must hold integer classes in [0, {p.shape[1]})")
+    return y, p
+
+
+def accuracy(y_true, proba) -> float:
+    """Share of samples whose most probable class is the true class."""
+    y, p = _classes(y_true, proba)
+    return float(np.mean(np.argmax(p, axis=1) == y))
+
+
+def log_loss(y_true, proba, eps: float = 1e-15) -> float:
+    """Mean negative log-probability of the true class (probabilities clipped to
+    ``[eps, 1]`` and renormalised, as scikit-learn does)."""
+    y, p = _classes(y_true, proba)
+    p = np.clip(p, eps, 1.0)
+    p = p / p.sum(axis=1, keepdims=True)
+    return float(-np.mean(np.log(p[np.arange(len(y)), y])))
+
+
+#: Point metrics by name, as backtests report them.
+POINT_METRICS = {"mae": mae, "mse": mse, "rmse": rmse, "mape": mape, "smape": smape}

@@ -1,0 +1,65 @@
+"""Forecasting models with one interface: recurrent forecasters and baselines.
+
+Every model follows the scikit-learn contract (see `forecast.models.base`): parameters
+stored by ``__init__``, ``fit`` returns ``self``, learned attributes end in ``_``,
+``get_params`` / ``set_params`` / :func:`clone`, `NotFittedError` before ``fit``, and
+``to_state()`` / :func:`model_from_state` round-trip a fitted model through JSON-safe
+values and NumPy arrays (no pickle).
+"""
+
+from forecast.models.base import BaseForecaster, check_is_fitted, clone, model_from_state
+from forecast.models.baselines import (
+    Drift,
+    LinearLags,
+    Mean,
+    Naive,
+    SeasonalNaive,
+    WindowAverage,
+)
+from forecast.models.forecaster import Forecaster, as_dataset
+from forecast.models.intervals import interval_columns
+from forecast.models.rnn import EpochInfo, RNNForecaster
+
+__all__ = [
+    "BaseForecaster",
+    "Forecaster",
+    "RNNForecaster",
+    "EpochInfo",
+    "Naive",
+    "SeasonalNaive",
+    "Drift",
+    "WindowAverage",
+    "Mean",
+    "LinearLags",
+    "clone",
+    "check_is_fitted",
+    "model_from_state",
+    "as_dataset",
+    "interval_columns",
+    "make_model",
+    "MODEL_NAMES",
+]
+
+#: Short names (as the CLI and benchmarks spell them) -> (class, fixed parameters).
+MODEL_NAMES = {
+    "lstm": (RNNForecaster, {"cell": "lstm"}),
+    "gru": (RNNForecaster, {"cell": "gru"}),
+    "rnn": (RNNForecaster, {"cell": "rnn"}),
+    "linear": (LinearLags, {"normalize": "none"}),
+    "nlinear": (LinearLags, {"normalize": "last"}),
+    "naive": (Naive, {}),
+    "seasonal_naive": (SeasonalNaive, {}),
+    "drift": (Drift, {}),
+    "mean": (WindowAverage, {}),
+}
+
+
+def make_model(name: str, **params) -> BaseForecaster:
+    """A model by short name (``lstm``, ``gru``, ``rnn``, ``linear``, ``nlinear``,
+    ``naive``, ``seasonal_naive``, ``drift``, ``mean``) with extra parameters."""
+    from forecast.errors import ConfigError
+
+    if name not in MODEL_NAMES:
+        raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
+    klass, fixed = MODEL_NAMES[name]
+    return klass(**{**fixed, **params})

@@ -1,0 +1,77 @@
+"""forecast.metrics, compared with scikit-learn where it has the same metric."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from forecast import metrics
+from forecast.errors import ConfigError, DataError
+
+rng = np.random.default_rng(0)
+Y = rng.normal(10, 3, size=(50, 4))
+P = Y + rng.normal(0, 1, size=Y.shape)
+
+
+def test_point_metrics_match_sklearn():
+    t, p = Y.ravel(), P.ravel()
+    assert metrics.mae(Y, P) == pytest.approx(skm.mean_absolute_error(t, p), rel=1e-12)
+    assert metrics.mse(Y, P) == pytest.approx(skm.mean_squared_error(t, p), rel=1e-12)
+    assert metrics.rmse(Y, P) == pytest.approx(np.sqrt(skm.mean_squared_error(t, p)), rel=1e-12)
+    assert metrics.mape(Y, P) == pytest.approx(skm.mean_absolute_percentage_error(t, p), rel=1e-12)
+
+
+@pytest.mark.parametrize("q", [0.1, 0.5, 0.9])
+def test_pinball_matches_sklearn(q):
+    assert metrics.pinball_loss(Y, P, q) == pytest.approx(
+        skm.mean_pinball_loss(Y.ravel(), P.ravel(), alpha=q), rel=1e-12)
+
+
+def test_pinball_several_quantiles_is_the_mean_of_each():
+    qs = [0.1, 0.5, 0.9]
+    stacked = np.stack([P - 1, P, P + 1], axis=-1)
+    expected = np.mean([skm.mean_pinball_loss(Y.ravel(), stacked[..., i].ravel(), alpha=q)
+                        for i, q in enumerate(qs)])
+    assert metrics.pinball_loss(Y, stacked, qs) == pytest.approx(expected, rel=1e-12)
+
+
+def test_classification_metrics_match_sklearn():
+    y = rng.integers(0, 3, size=40)
+    proba = rng.dirichlet([1, 1, 1], size=40)
+    assert metrics.accuracy(y, proba) == pytest.approx(
+        skm.accuracy_score(y, proba.argmax(axis=1)))
+    assert metrics.log_loss(y, proba) == pytest.approx(
+        skm.log_loss(y, proba, labels=[0, 1, 2]), rel=1e-9)
+
+
+def test_smape_and_mase_by_hand():
+    assert metrics.smape([1.0, 0.0], [3.0, 0.0]) == pytest.approx((2 * 2 / 4 + 0) / 2)
+    train = np.array([1.0, 2.0, 4.0, 7.0])  # naive in-sample errors 1, 2, 3 -> scale 2
+    assert metrics.mase([8.0, 9.0], [7.0, 7.0], train) == pytest.approx(1.5 / 2)
+    seasonal = np.array([1.0, 5.0, 2.0, 7.0])  # lag 2 errors 1, 2 -> scale 1.5
+    assert metrics.mase([3.0], [0.0], seasonal, season=2) == pytest.approx(3 / 1.5)
+
+
+def test_directional_accuracy_and_intervals():
+    last = np.array([[1.0], [1.0]])
+    assert metrics.directional_accuracy([[2.0, 0.0], [3.0, 1.0]], [[1.5, 0.5], [0.0, 1.0]],
+                                        last) == pytest.approx(3 / 4)
+    y = np.array([1.0, 2.0, 3.0, 4.0])
+    assert metrics.coverage(y, y - 0.5, y + [0.5, 0.5, -0.1, 1]) == pytest.approx(0.75)
+    assert metrics.interval_width([0.0, 1.0], [2.0, 2.0]) == pytest.approx(1.5)
+
+
+def test_nan_truth_is_ignored():
+    assert metrics.mae([1.0, np.nan, 3.0], [2.0, 100.0, 3.0]) == pytest.approx(0.5)
+
+
+def test_errors():
+    with pytest.raises(DataError, match=r"y_true has shape \(2,\) but y_pred has shape \(3,\)"):
+        metrics.mae([1, 2], [1, 2, 3])
+    with pytest.raises(DataError, match="MASE is undefined"):
+        metrics.mase([1.0], [1.0], [2.0, 2.0, 2.0])
+    with pytest.raises(ConfigError, match="quantiles must be values in"):
+        metrics.pinball_loss([1.0], [1.0], 1.5)
+    with pytest.raises(DataError, match="no finite value"):
+        metrics.rmse([np.nan], [1.0])
