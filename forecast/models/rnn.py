@@ -94,7 +94,10 @@ class RNNForecaster(Forecaster):
 
     Architecture: ``cell`` (``rnn``, ``lstm``, ``gru``), ``n_hidden``, ``n_layers``,
     ``activation`` (Elman RNN only), ``lookback``, ``horizon``, ``strategy``,
-    ``highway`` (0 = off, else the number of last target values in a linear shortcut).
+    ``highway`` (0 = off, else the number of last target values in a linear shortcut),
+    ``highway_init`` (``"ols"``: start the shortcut at the least-squares fit of the
+    normalised windows, i.e. NLinear with ``normalize="last"``, with the recurrent head
+    at zero, so training learns the residual; ``"zeros"``: start it at zero).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
     known-future covariates: True or a list of names), ``use_covariates``.
     Loss: ``loss`` (``mse``, ``mae``, ``huber`` with ``huber_delta``, ``quantile``: a
@@ -118,7 +121,8 @@ class RNNForecaster(Forecaster):
     def __init__(self, cell: str = "gru", n_hidden: int = 32, n_layers: int = 1,
                  lookback: int = 96, horizon: int = 24, strategy: str = "direct",
                  normalize: str = "last", loss: str = "mse", quantiles=None,
-                 huber_delta: float = 1.0, highway: int = 0, calendar=False,
+                 huber_delta: float = 1.0, highway: int = 0, highway_init: str = "ols",
+                 calendar=False,
                  use_covariates: bool = True, direction: bool = False, direction_step: int = 1,
                  direction_threshold: float = 0.25, direction_weight: float = 1.0,
                  max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
@@ -138,6 +142,7 @@ class RNNForecaster(Forecaster):
         self.quantiles = quantiles
         self.huber_delta = huber_delta
         self.highway = highway
+        self.highway_init = highway_init
         self.calendar = calendar
         self.use_covariates = use_covariates
         self.direction = direction
@@ -284,10 +289,16 @@ class RNNForecaster(Forecaster):
         rng = np.random.default_rng(seed)
         Xn, off, sc, hw = self._inputs(train.x)
         Yn = (train.y - off) / sc
+        _choice("highway_init", self.highway_init, ("ols", "zeros"))
+        if hw is not None and self.highway_init == "ols" and warm is None:
+            self._init_highway(hw, self._target_steps(Yn))
+        best, best_epoch, bad = np.inf, 0, 0
         if val is not None:
             Xv, offv, scv, hwv = self._inputs(val.x)
             Yv = (val.y - offv) / scv
-        best, best_epoch, bad = np.inf, 0, 0
+            if hw is not None and self.highway_init == "ols":  # the linear start is epoch 0
+                best = self._evaluate(Xv, Yv, val.x_future, hwv,
+                                      self._dir_labels(val.x, val.y), tc)
         best_arrays = self._net.get_arrays()
         history = []
         t0 = time.perf_counter()
@@ -329,6 +340,23 @@ class RNNForecaster(Forecaster):
         self.n_epochs_, self.best_epoch_ = len(history), best_epoch
         self.history_loss_ = history
         self._store_net()
+
+    def _init_highway(self, hw, Y) -> None:
+        """Least-squares start of the highway (intercept in the head bias), recurrent
+        head weights at zero: the net starts as the linear model on the normalised
+        window (ridge 1e-6 relative, for conditioning)."""
+        A = np.concatenate([hw.astype(np.float64), np.ones((len(hw), 1))], axis=1)
+        gram = A.T @ A
+        gram[np.diag_indices_from(gram)] += 1e-6 * np.trace(gram) / len(gram)
+        coef = np.linalg.solve(gram, A.T @ Y.astype(np.float64))  # (A + 1, S)
+        v = self._net.views()
+        v["Wa"][...] = coef[:-1].T
+        Q = self.net_config_["n_quantiles"]
+        if self.strategy == "direct":
+            v["b"][...] = np.repeat(coef[-1], Q)
+        else:
+            v["b"][...] = coef[-1].mean()
+        v["W"][...] = 0.0
 
     @staticmethod
     def _lr(tc: TrainConfig, epoch: int) -> float:

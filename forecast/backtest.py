@@ -1,0 +1,310 @@
+"""Rolling-origin backtests: every model and the baselines, fold by fold.
+
+>>> from forecast.backtest import backtest, BacktestConfig
+>>> result = backtest({"gru": RNNForecaster(cell="gru")}, dataset,
+...                   BacktestConfig(horizon=24, n_folds=5))       # doctest: +SKIP
+>>> result.summary          # one row per model, with skill against the naive forecast
+
+Geometry (per series; rows count from the series start). Cut-off ``c`` of a fold: the
+model sees rows before ``c`` only (``expanding``: all of them; ``sliding``: the last
+``train_size``) and forecasts rows ``c .. c + horizon - 1``. Cut-offs are ``step`` rows
+apart (default: the horizon); the last fold ends at the series end unless
+``first_cutoff`` (a row number or a date) places the first one.
+
+Refitting: a fresh copy of the model is fitted at every ``refit_every``-th fold (0: at
+the first fold only), or, with ``refit="warm"``, the same model continues training
+from its weights (models with a ``warm_start`` parameter). Folds between two refits are
+forecast from the same fitted model in one batched pass.
+
+Every backtest also runs the naive forecast (and the other ``baselines``) and reports
+each model's skill against it: ``1 - MAE / MAE_naive`` (and the same for RMSE); a model
+that does not beat a random walk has a skill at or below zero.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from forecast.data import Dataset
+from forecast.errors import ConfigError, DataError
+from forecast.models import BaseForecaster, Forecaster, clone, make_model
+from forecast.models.forecaster import as_dataset
+from forecast.models.intervals import check_levels, interval_columns
+
+__all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs"]
+
+WINDOWS = ("expanding", "sliding")
+REFITS = ("fresh", "warm")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """How to cut and refit; see the module docstring."""
+
+    horizon: int
+    n_folds: int | None = 5
+    step: int | None = None
+    first_cutoff: int | str | pd.Timestamp | None = None
+    window: str = "expanding"
+    train_size: int | None = None
+    refit_every: int = 1
+    refit: str = "fresh"
+    levels: tuple[float, ...] = (80, 95)
+    baselines: tuple[str, ...] = ("naive", "seasonal_naive")
+    season: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("horizon",):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("n_folds", "step", "train_size", "season"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, np.integer))
+                                  or v < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {v!r}")
+        if self.n_folds is None and self.first_cutoff is None:
+            raise ConfigError("give n_folds or first_cutoff (or both)")
+        if self.window not in WINDOWS:
+            raise ConfigError(f"window must be 'expanding' or 'sliding', got {self.window!r}")
+        if self.refit not in REFITS:
+            raise ConfigError(f"refit must be 'fresh' or 'warm', got {self.refit!r}")
+        if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) \
+                or self.refit_every < 0:
+            raise ConfigError(f"refit_every must be an integer >= 0 (0 = fit once), got "
+                              f"{self.refit_every!r}")
+        object.__setattr__(self, "levels", check_levels(self.levels))
+        object.__setattr__(self, "baselines", tuple(self.baselines))
+
+
+@dataclass
+class BacktestResult:
+    """Per-row forecasts and the tables derived from them."""
+
+    forecasts: pd.DataFrame  # model, fold, unique_id, cutoff, ds, step, y, yhat, bounds
+    folds: pd.DataFrame  # model, fold, cutoff, fit_seconds, predict_seconds, refit, metrics
+    by_step: pd.DataFrame  # model, step, metrics
+    summary: pd.DataFrame  # model: metrics, coverage, skill vs naive, times
+    config: BacktestConfig
+    cutoffs: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int64))
+
+
+def fold_cutoffs(dataset: Dataset, config: BacktestConfig) -> np.ndarray:
+    """``(n_series, n_folds)`` cut-off rows (from each series' start)."""
+    H = config.horizon
+    step = config.step or H
+    b = dataset.bounds
+    lengths = np.diff(b)
+    out = []
+    for i, n in enumerate(lengths):
+        if config.first_cutoff is None:
+            last = n - H
+            cuts = [last - k * step for k in range(config.n_folds)][::-1]
+        else:
+            fc = config.first_cutoff
+            if isinstance(fc, (int, np.integer)) and not isinstance(fc, bool):
+                first = int(fc)
+            else:
+                ds = pd.DatetimeIndex(dataset.frame[dataset.time_col].iloc[b[i]:b[i + 1]])
+                try:
+                    t = pd.Timestamp(fc)
+                except (TypeError, ValueError):
+                    raise ConfigError(f"first_cutoff={fc!r} is neither a row number nor a "
+                                      "date") from None
+                if ds.tz is not None and t.tz is None:
+                    t = t.tz_localize(ds.tz)
+                first = int(ds.searchsorted(t, side="left"))
+            fits = (n - H - first) // step + 1 if n - H >= first else 0
+            count = fits if config.n_folds is None else min(fits, config.n_folds)
+            cuts = [first + k * step for k in range(count)]
+        out.append(cuts)
+    counts = {len(c) for c in out}
+    if len(counts) != 1 or 0 in counts:
+        raise DataError(f"the series give {sorted(counts)} folds; every series needs the same "
+                        "number (at least one): choose first_cutoff/n_folds to fit the "
+                        "shortest series")
+    return np.array(out, dtype=np.int64)
+
+
+def _truncate(dataset: Dataset, cut: np.ndarray, config: BacktestConfig) -> Dataset:
+    b = dataset.bounds
+    parts = []
+    for i in range(len(b) - 1):
+        end = b[i] + cut[i]
+        start = b[i] if config.window == "expanding" else max(b[i], end - (config.train_size or
+                                                                          cut[i]))
+        parts.append(dataset.frame.iloc[start:end])
+    frame = pd.concat(parts, ignore_index=True)
+    return replace(dataset, frame=frame)
+
+
+def _named_models(models) -> dict[str, BaseForecaster]:
+    if isinstance(models, BaseForecaster):
+        models = [models]
+    if isinstance(models, dict):
+        items = list(models.items())
+    else:
+        items, seen = [], {}
+        for m in models:
+            name = type(m).__name__.lower()
+            if getattr(m, "cell", None):
+                name = m.cell
+            seen[name] = seen.get(name, 0) + 1
+            items.append((name if seen[name] == 1 else f"{name}_{seen[name]}", m))
+    for name, m in items:
+        if not isinstance(m, Forecaster):
+            raise ConfigError(f"model {name!r} is a {type(m).__name__}, not a forecaster")
+    return dict(items)
+
+
+def backtest(models, data, config: BacktestConfig) -> BacktestResult:
+    """Run a rolling-origin backtest of `models` (one, a list or ``{name: model}``) and
+    of the baselines on `data` (a Dataset or frame); see the module docstring."""
+    dataset = as_dataset(data)
+    named = _named_models(models)
+    season = config.season or dataset.freq.season_length or 1
+    for bname in config.baselines:
+        if bname not in named:
+            params = {"season": season} if bname == "seasonal_naive" else {}
+            named[bname] = make_model(bname, horizon=config.horizon, **params)
+    if "naive" not in named:
+        named["naive"] = make_model("naive", horizon=config.horizon)
+    cuts = fold_cutoffs(dataset, config)
+    rows, fold_rows = [], []
+    for name, proto in named.items():
+        f, r = _run_model(name, proto, dataset, cuts, config)
+        rows.append(f)
+        fold_rows += r
+    forecasts = pd.concat(rows, ignore_index=True)
+    folds = _fold_table(forecasts, pd.DataFrame(fold_rows), dataset, cuts, config, season)
+    by_step = _step_table(forecasts, config)
+    summary = _summary(forecasts, folds, config)
+    return BacktestResult(forecasts, folds, by_step, summary, config, cuts)
+
+
+def _run_model(name, proto, dataset, cuts, config):
+    n_series, n_folds = cuts.shape
+    k = config.refit_every
+    starts = [0] if k == 0 else list(range(0, n_folds, k))
+    groups = [list(range(s, (starts[j + 1] if j + 1 < len(starts) else n_folds)))
+              for j, s in enumerate(starts)]
+    model = None
+    frames, fold_rows = [], []
+    params = {"horizon": config.horizon, "levels": config.levels}
+    for gi, group in enumerate(groups):
+        train = _truncate(dataset, cuts[:, group[0]], config)
+        if model is None or config.refit == "fresh":
+            model = clone(proto).set_params(**{p: v for p, v in params.items()
+                                              if p in proto.get_params()})
+        elif "warm_start" in model.get_params():
+            model.set_params(warm_start=True)
+        t0 = time.perf_counter()
+        try:
+            model.fit(train)
+        except DataError as exc:
+            raise DataError(f"backtest fold {group[0]} (model {name!r}): {exc}") from None
+        fit_s = time.perf_counter() - t0
+        series = np.repeat(np.arange(n_series), len(group))
+        rws = cuts[:, group].reshape(-1)
+        t0 = time.perf_counter()
+        point, bounds = model.forecast_origins(dataset, series, rws, config.levels)
+        pred_s = time.perf_counter() - t0
+        frames.append(_rows(name, dataset, series, rws, np.tile(group, n_series), point, bounds,
+                            config.horizon))
+        for j, fold in enumerate(group):
+            fold_rows.append({"model": name, "fold": fold, "refit": j == 0,
+                              "fit_seconds": fit_s if j == 0 else 0.0,
+                              "predict_seconds": pred_s / len(group)})
+    return pd.concat(frames, ignore_index=True), fold_rows
+
+
+def _rows(name, dataset, series, rws, folds, point, bounds, H):
+    b = dataset.bounds
+    y_col = dataset.target[0]
+    yv = dataset.frame[y_col].to_numpy(dtype=np.float64)
+    ds = dataset.frame[dataset.time_col].to_numpy()
+    ids = dataset.ids
+    idx = (b[series] + rws)[:, None] + np.arange(H)[None, :]
+    out = {"model": name, "fold": np.repeat(folds, H),
+           "unique_id": np.repeat(np.asarray(ids, dtype=object)[series], H),
+           "cutoff": np.repeat(ds[b[series] + rws], H), "ds": ds[idx].reshape(-1),
+           "step": np.tile(np.arange(1, H + 1), len(series)),
+           "y": yv[idx].reshape(-1), "yhat": point.reshape(-1),
+           "y_last": np.repeat(yv[b[series] + rws - 1], H)}
+    for lv, (lo, hi) in bounds.items():
+        lname, uname = interval_columns(lv)
+        out[lname], out[uname] = lo.reshape(-1), hi.reshape(-1)
+    return pd.DataFrame(out)
+
+
+def _metrics(g: pd.DataFrame, levels) -> dict:
+    err = g["y"] - g["yhat"]
+    ok = np.isfinite(err)
+    e, y = err[ok].to_numpy(), g["y"][ok].to_numpy()
+    out = {"mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(np.mean(e ** 2))),
+           "mse": float(np.mean(e ** 2))}
+    with np.errstate(divide="ignore", invalid="ignore"):
+        yh = g["yhat"][ok].to_numpy()
+        out["mape"] = float(np.mean(np.abs(e) / np.maximum(np.abs(y), np.finfo(float).eps)))
+        den = np.abs(y) + np.abs(yh)
+        out["smape"] = float(np.mean(np.where(den > 0, 2 * np.abs(e) / np.where(den > 0, den, 1), 0)))
+    last = g["y_last"][ok].to_numpy()
+    out["directional_accuracy"] = float(np.mean(np.sign(y - last) == np.sign(yh - last)))
+    for lv in levels:
+        lname, uname = interval_columns(lv)
+        if lname in g:
+            lo, hi = g[lname][ok].to_numpy(), g[uname][ok].to_numpy()
+            if np.isfinite(lo).all():
+                out[f"coverage_{lv:g}"] = float(np.mean((y >= lo) & (y <= hi)))
+                out[f"width_{lv:g}"] = float(np.mean(hi - lo))
+    return out
+
+
+def _fold_table(forecasts, times, dataset, cuts, config, season):
+    # MASE scale per (series, fold): in-sample seasonal naive MAE before the cut-off.
+    b = dataset.bounds
+    yv = dataset.frame[dataset.target[0]].to_numpy(dtype=np.float64)
+    scale = {}
+    for i, uid in enumerate(dataset.ids):
+        for f in range(cuts.shape[1]):
+            hist = yv[b[i]:b[i] + cuts[i, f]]
+            d = np.abs(hist[season:] - hist[:-season]) if hist.size > season else np.array([])
+            d = d[np.isfinite(d)]
+            scale[(uid, f)] = float(d.mean()) if d.size and d.mean() > 0 else np.nan
+    fc = forecasts.assign(_scale=[scale[(u, f)] for u, f in zip(forecasts["unique_id"],
+                                                                  forecasts["fold"])])
+    rows = []
+    for (model, fold), g in fc.groupby(["model", "fold"], sort=False):
+        m = _metrics(g, config.levels)
+        m["mase"] = float(np.nanmean(np.abs(g["y"] - g["yhat"]) / g["_scale"]))
+        rows.append({"model": model, "fold": fold, "cutoff": g["cutoff"].iloc[0], **m})
+    table = pd.DataFrame(rows)
+    return table.merge(times, on=["model", "fold"], how="left")
+
+
+def _step_table(forecasts, config):
+    rows = []
+    for (model, step), g in forecasts.groupby(["model", "step"], sort=False):
+        rows.append({"model": model, "step": step, **_metrics(g, config.levels)})
+    return pd.DataFrame(rows)
+
+
+def _summary(forecasts, folds, config):
+    rows = []
+    for model, g in forecasts.groupby("model", sort=False):
+        f = folds[folds["model"] == model]
+        rows.append({"model": model, **_metrics(g, config.levels),
+                     "mase": float(f["mase"].mean()),
+                     "fit_seconds": float(f["fit_seconds"].sum()),
+                     "predict_seconds": float(f["predict_seconds"].sum()),
+                     "n_folds": int(f["fold"].nunique())})
+    table = pd.DataFrame(rows)
+    naive = table.loc[table["model"] == "naive"].iloc[0]
+    table["skill_mae"] = 1.0 - table["mae"] / naive["mae"]
+    table["skill_rmse"] = 1.0 - table["rmse"] / naive["rmse"]
+    table["beats_naive"] = table["skill_mae"] > 0
+    return table
