@@ -283,7 +283,29 @@ class RecurrentNet:
         :meth:`backward_sequence`.
         """
         x, lengths = self._check_x(x, lengths)
-        B = x.shape[0]
+        hs, final, cache = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state)
+        return np.ascontiguousarray(hs.transpose(1, 0, 2)), final, cache
+
+    def backward_sequence(self, cache, dhs, dstate=None):
+        """BPTT through the recurrent stack.
+
+        ``dhs (B, T, H)`` is the upstream gradient of the top layer's outputs and
+        ``dstate`` that of the final state (``(dh_n, dc_n)`` for LSTM; ``None`` = 0).
+        Returns ``(dx, dstate0, grads)``: the input gradient ``(B, T, n_input)``, the
+        gradient of the initial state (pass it as ``dstate`` of the previous chunk for
+        truncated BPTT) and a flat gradient vector laid out like ``params`` (head
+        entries zero).
+        """
+        dhs = np.asarray(dhs, dtype=self.dtype)
+        T, B = cache["layers"][0][0].shape[:2]
+        if dhs.shape != (B, T, self.n_hidden):
+            raise DataError(f"dhs must have shape {(B, T, self.n_hidden)}, got {dhs.shape}")
+        dx, d0, grads = self._backward_tm(cache, np.ascontiguousarray(dhs.transpose(1, 0, 2)), dstate)
+        return np.ascontiguousarray(dx.transpose(1, 0, 2)), d0, grads
+
+    def _forward_tm(self, x, lengths, state):
+        """The stack over time-major ``x (T, B, I)``; returns time-major ``hs``."""
+        B = x.shape[1]
         state = self._initial_state(state, B)
         nch = _n_chunks(B)
         act = ACTIVATIONS[self.activation]
@@ -299,8 +321,8 @@ class RecurrentNet:
                 c_n.append(ck)
             elif self.cell == "gru":
                 h0 = state[k]
-                hs, hk, cache = cells.gru_forward(inp, lengths, h0, *w, nch)
-                layers.append((inp, h0, hs, cache))
+                hs, hk, gcache = cells.gru_forward(inp, lengths, h0, *w, nch)
+                layers.append((inp, h0, hs, gcache))
             else:
                 h0 = state[k]
                 hs, hk = cells.rnn_forward(inp, lengths, h0, *w, act, self.leaky_slope, nch)
@@ -312,22 +334,14 @@ class RecurrentNet:
             final = (final, np.stack(c_n))
         return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
 
-    def backward_sequence(self, cache, dhs, dstate=None):
-        """BPTT through the recurrent stack.
-
-        ``dhs (B, T, H)`` is the upstream gradient of the top layer's outputs and
-        ``dstate`` that of the final state (``(dh_n, dc_n)`` for LSTM; ``None`` = 0).
-        Returns ``(dx, dstate0, grads)``: the input gradient, the gradient of the
-        initial state (pass it as ``dstate`` of the previous chunk for truncated BPTT)
-        and a flat gradient vector laid out like ``params`` (head entries zero).
-        """
+    def _backward_tm(self, cache, dhs, dstate):
+        """BPTT with time-major ``dhs (T, B, H)``; returns time-major ``dx``."""
         layers, lengths, nch = cache["layers"], cache["lengths"], cache["n_chunks"]
         B = lengths.shape[0]
         dstate = self._initial_state(dstate, B)
         grads = np.zeros_like(self.params)
         gv = self._bind(grads)
         act = ACTIVATIONS[self.activation]
-        dhs = np.ascontiguousarray(dhs, dtype=self.dtype)
         dh0s, dc0s = [None] * self.n_layers, [None] * self.n_layers
         for k in range(self.n_layers - 1, -1, -1):
             w_ih, w_hh = self._views[f"rnn.weight_ih_l{k}"], self._views[f"rnn.weight_hh_l{k}"]
@@ -374,8 +388,11 @@ class RecurrentNet:
         """Predict: ``(B, T, n_input) -> (B, n_output)`` from each sample's last valid
         state (many-to-one), or ``(B, T, n_output)`` at every step with ``sequence=True``
         (many-to-many; padded steps give the head's bias)."""
-        hs, final, _ = self.forward_sequence(x, lengths, state)
-        return self._head(hs if sequence else self._last_state(final))
+        x, lengths = self._check_x(x, lengths)
+        hs, final, _ = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state)
+        if sequence:
+            return self._head(hs.transpose(1, 0, 2))
+        return self._head(self._last_state(final))
 
     def loss_and_grad(self, x, y, loss="mse", lengths=None, state=None, *, sequence=False,
                       delta=1.0, quantiles=None):
@@ -392,28 +409,30 @@ class RecurrentNet:
         return value, self.grads_to_dict(flat)
 
     def _loss_and_flat_grad(self, x, y, loss, lengths, state, sequence, delta, quantiles):
-        hs, final, cache = self.forward_sequence(x, lengths, state)
-        lengths = cache["lengths"]
-        B, T = hs.shape[:2]
-        feats = hs if sequence else self._last_state(final)
-        yhat = self._head(feats)
-        value, dyhat = self._loss(yhat, y, loss, delta, quantiles, lengths if sequence else None)
+        x, lengths = self._check_x(x, lengths)
+        hs_tm, final, cache = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state)
+        T, B = hs_tm.shape[:2]
         w = self._views["head.weight"]
         if sequence:
+            feats = np.ascontiguousarray(hs_tm.transpose(1, 0, 2))  # (B, T, H)
+            yhat = self._head(feats)
+            value, dyhat = self._loss(yhat, y, loss, delta, quantiles, lengths)
             flat_d = dyhat.reshape(B * T, self.n_output)
             dw = flat_d.T @ feats.reshape(B * T, self.n_hidden)
             db = flat_d.sum(axis=0)
-            dhs = np.ascontiguousarray(dyhat @ w)
+            dhs = np.ascontiguousarray((dyhat @ w).transpose(1, 0, 2))
             dstate = None
         else:
+            feats = self._last_state(final)
+            yhat = self._head(feats)
+            value, dyhat = self._loss(yhat, y, loss, delta, quantiles, None)
             dw = dyhat.T @ feats
             db = dyhat.sum(axis=0)
-            dhs = np.zeros_like(hs)
-            dtop = dyhat @ w
+            dhs = np.zeros_like(hs_tm)
             dh = np.zeros((self.n_layers, B, self.n_hidden), self.dtype)
-            dh[-1] = dtop
+            dh[-1] = dyhat @ w
             dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
-        _, _, grads = self.backward_sequence(cache, dhs, dstate)
+        _, _, grads = self._backward_tm(cache, dhs, dstate)
         gv = self._bind(grads)
         gv["head.weight"][...] = dw
         gv["head.bias"][...] = db

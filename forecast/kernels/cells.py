@@ -2,14 +2,18 @@
 
 Conventions (shared by every cell)
 ----------------------------------
-* ``x`` is ``(B, T, I)`` batch-first and C-contiguous; weights use PyTorch's layout:
+* Arrays are **time-major**: ``x (T, B, I)``, outputs ``hs (T, B, H)`` and every cache,
+  so the rows a chunk touches at one step are one contiguous block (batch-major caches
+  put each sample's row T*G*H floats apart: a multiple of 4 KiB that maps every row to
+  the same L1 sets and made bigger chunks slower). ``forecast.nn`` transposes once at
+  its boundary. Weights use PyTorch's layout:
   ``w_ih (G*H, I)``, ``w_hh (G*H, H)``, ``b_ih (G*H,)``, ``b_hh (G*H,)`` with gate blocks
   in PyTorch's order (LSTM ``i, f, g, o``; GRU ``r, z, n``; RNN one block).
 * ``lengths (B,)`` int64: sample ``b`` is valid for steps ``t < lengths[b]`` (right
   padding). A padded step leaves the state unchanged, writes a zero output and
   receives no gradient, so the final state ``h_n`` is the state after the last valid
   step, exactly as PyTorch's packed sequences behave.
-* Forward returns every hidden state ``hs (B, T, H)`` (many-to-many), the final
+* Forward returns every hidden state ``hs (T, B, H)`` (many-to-many), the final
   state(s) and a cache. Backward takes the cache plus upstream gradients for every
   output ``dhs`` *and* for the final state(s) ``dh_n`` (``dc_n``), so truncated BPTT
   composes: pass the ``dh0`` of a later chunk as the ``dh_n`` of the earlier one.
@@ -172,36 +176,29 @@ def _chunk(B, n_chunks, k):
 
 
 @kernel
-def _input_projection(x, b0, b1, w_ih, G, H):
-    """``x[b0:b1] @ w_ih.T`` for every step of the chunk, shaped ``(nb, T, G, H)``."""
+def _chunk_rows(a, b0, b1):
+    """Copy ``a[:, b0:b1]`` of a time-major ``(T, B, F)`` array into ``(T * nb, F)`` rows."""
+    T, F = a.shape[0], a.shape[2]
     nb = b1 - b0
-    T, I = x.shape[1], x.shape[2]
-    xc = np.empty((nb * T, I), x.dtype)
-    for bb in range(nb):
-        for t in range(T):
-            for i in range(I):
-                xc[bb * T + t, i] = x[b0 + bb, t, i]
-    return np.dot(xc, w_ih.T).reshape(nb, T, G, H)
-
-
-@kernel
-def _time_major(a, b0, b1):
-    """Copy ``a[b0:b1]`` (nb, T, F) into a new time-major ``(T * nb, F)`` array."""
-    nb = b1 - b0
-    T, F = a.shape[1], a.shape[2]
     out = np.empty((T * nb, F), a.dtype)
     for t in range(T):
         for bb in range(nb):
             for j in range(F):
-                out[t * nb + bb, j] = a[b0 + bb, t, j]
+                out[t * nb + bb, j] = a[t, b0 + bb, j]
     return out
 
 
 @kernel
+def _input_projection(x, b0, b1, w_ih, G, H):
+    """``x[:, b0:b1] @ w_ih.T`` for every step of the chunk, shaped ``(T, nb, G, H)``."""
+    return np.dot(_chunk_rows(x, b0, b1), w_ih.T).reshape(x.shape[0], b1 - b0, G, H)
+
+
+@kernel
 def _previous_states(hs, h0, b0, b1):
-    """Time-major ``(T * nb, H)`` array of the state entering each step (h0 at t = 0)."""
+    """``(T * nb, H)`` rows of the state entering each step (h0 at t = 0)."""
+    T, H = hs.shape[0], hs.shape[2]
     nb = b1 - b0
-    T, H = hs.shape[1], hs.shape[2]
     out = np.empty((T * nb, H), hs.dtype)
     for bb in range(nb):
         for j in range(H):
@@ -209,20 +206,20 @@ def _previous_states(hs, h0, b0, b1):
     for t in range(1, T):
         for bb in range(nb):
             for j in range(H):
-                out[t * nb + bb, j] = hs[b0 + bb, t - 1, j]
+                out[t * nb + bb, j] = hs[t - 1, b0 + bb, j]
     return out
 
 
 @kernel
-def _weight_grads(dg, x_tm, hprev_tm, dw_ih, dw_hh, db):
+def _weight_grads(dg, x_rows, hprev_rows, dw_ih, dw_hh, db):
     """One chunk's weight gradients from its gate gradients ``dg (T, nb, G, H)``:
     two GEMMs over all its steps (``None`` skips a side)."""
     T, nb, G, H = dg.shape
     flat = dg.reshape(T * nb, G * H)
-    if x_tm is not None:
-        dw_ih[:, :] = np.dot(flat.T, x_tm)
-    if hprev_tm is not None:
-        dw_hh[:, :] = np.dot(flat.T, hprev_tm)
+    if x_rows is not None:
+        dw_ih[:, :] = np.dot(flat.T, x_rows)
+    if hprev_rows is not None:
+        dw_hh[:, :] = np.dot(flat.T, hprev_rows)
     for j in range(G * H):
         db[j] = 0
     for r in range(T * nb):
@@ -232,14 +229,14 @@ def _weight_grads(dg, x_tm, hprev_tm, dw_ih, dw_hh, db):
 
 @kernel
 def _input_grads(dg, w_ih, dx, b0):
-    """Scatter ``dg @ w_ih`` (time-major rows) into ``dx[b0:b0 + nb]`` (batch-major)."""
+    """Write ``dg @ w_ih`` into ``dx[:, b0:b0 + nb]``."""
     T, nb, G, H = dg.shape
     prod = np.dot(dg.reshape(T * nb, G * H), w_ih)
     I = w_ih.shape[1]
     for t in range(T):
         for bb in range(nb):
             for i in range(I):
-                dx[b0 + bb, t, i] = prod[t * nb + bb, i]
+                dx[t, b0 + bb, i] = prod[t * nb + bb, i]
 
 
 @kernel
@@ -267,10 +264,10 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
     ``act`` is ``ACT_TANH``, ``ACT_RELU`` or ``ACT_LEAKY_RELU`` (negative slope
     ``slope`` > 0). Returns ``(hs, h_n)``; ``hs`` is also the cache.
     """
-    B, T, _ = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((B, T, H), dt)
+    hs = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     bias = b_ih + b_hh
     zero = dt.type(0.0)
@@ -287,19 +284,19 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
                     b = b0 + bb
                     if t < lengths[b]:
                         for j in range(H):
-                            hs[b, t, j] = xp[bb, t, 0, j] + hh[bb, j] + bias[j]
+                            hs[t, b, j] = xp[t, bb, 0, j] + hh[bb, j] + bias[j]
                         if act == ACT_TANH:
                             for j in range(H):
-                                hs[b, t, j] = vtanh(hs[b, t, j])
+                                hs[t, b, j] = vtanh(hs[t, b, j])
                         elif act == ACT_RELU:
                             for j in range(H):
-                                hs[b, t, j] = max(hs[b, t, j], zero)
+                                hs[t, b, j] = max(hs[t, b, j], zero)
                         else:
                             for j in range(H):
-                                v = hs[b, t, j]
-                                hs[b, t, j] = v if v > zero else v * slope_t
+                                v = hs[t, b, j]
+                                hs[t, b, j] = v if v > zero else v * slope_t
                         for j in range(H):
-                            h[bb, j] = hs[b, t, j]
+                            h[bb, j] = hs[t, b, j]
             h_n[b0:b1] = h
     return hs, h_n
 
@@ -310,10 +307,10 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
 
     Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``.
     """
-    B, T, I = x.shape
+    T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.zeros((B, T, I), dt)
+    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, H, I), dt)
     p_hh = np.zeros((n_chunks, H, H), dt)
@@ -332,22 +329,22 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
                     b = b0 + bb
                     if t < lengths[b]:
                         for j in range(H):
-                            dg[t, bb, 0, j] = dh[bb, j] + dhs[b, t, j]
+                            dg[t, bb, 0, j] = dh[bb, j] + dhs[t, b, j]
                         if act == ACT_TANH:
                             for j in range(H):
-                                hv = hs[b, t, j]
+                                hv = hs[t, b, j]
                                 dg[t, bb, 0, j] *= one - hv * hv
                         elif act == ACT_RELU:
                             for j in range(H):
-                                dg[t, bb, 0, j] = dg[t, bb, 0, j] if hs[b, t, j] > zero else zero
+                                dg[t, bb, 0, j] = dg[t, bb, 0, j] if hs[t, b, j] > zero else zero
                         else:
                             for j in range(H):
                                 d = dg[t, bb, 0, j]
-                                dg[t, bb, 0, j] = d if hs[b, t, j] > zero else d * slope_t
+                                dg[t, bb, 0, j] = d if hs[t, b, j] > zero else d * slope_t
                 dhp = np.dot(dg[t].reshape(nb, H), w_hh)
                 _carry_valid(dh, dhp, lengths, b0, t)
             dh0[b0:b1] = dh
-            _weight_grads(dg, _time_major(x, b0, b1), _previous_states(hs, h0, b0, b1),
+            _weight_grads(dg, _chunk_rows(x, b0, b1), _previous_states(hs, h0, b0, b1),
                           p_ih[k], p_hh[k], p_b[k])
             _input_grads(dg, w_ih, dx, b0)
     db = _sum_partials(p_b)
@@ -359,15 +356,15 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
 def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
     """LSTM layer (PyTorch equations, gates ``i, f, g, o``).
 
-    Returns ``(hs, h_n, c_n, gates, cs)``: ``gates (B, T, 4, H)`` holds the activated
-    gates and ``cs (B, T, H)`` the cell state after each step (the cache).
+    Returns ``(hs, h_n, c_n, gates, cs)``: ``gates (T, B, 4, H)`` holds the activated
+    gates and ``cs (T, B, H)`` the cell state after each step (the cache).
     """
-    B, T, _ = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((B, T, H), dt)
-    gates = np.zeros((B, T, 4, H), dt)
-    cs = np.zeros((B, T, H), dt)
+    hs = np.zeros((T, B, H), dt)
+    gates = np.empty((T, B, 4, H), dt)
+    cs = np.empty((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
     bias = (b_ih + b_hh).reshape(4, H)
@@ -386,23 +383,23 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
                     if t < lengths[b]:
                         for q in range(4):
                             for j in range(H):
-                                gates[b, t, q, j] = xp[bb, t, q, j] + hh[bb, q, j] + bias[q, j]
+                                gates[t, b, q, j] = xp[t, bb, q, j] + hh[bb, q, j] + bias[q, j]
                         for j in range(H):
-                            gates[b, t, 0, j] = one / (one + vexp(-gates[b, t, 0, j]))
+                            gates[t, b, 0, j] = one / (one + vexp(-gates[t, b, 0, j]))
                         for j in range(H):
-                            gates[b, t, 1, j] = one / (one + vexp(-gates[b, t, 1, j]))
+                            gates[t, b, 1, j] = one / (one + vexp(-gates[t, b, 1, j]))
                         for j in range(H):
-                            gates[b, t, 2, j] = vtanh(gates[b, t, 2, j])
+                            gates[t, b, 2, j] = vtanh(gates[t, b, 2, j])
                         for j in range(H):
-                            gates[b, t, 3, j] = one / (one + vexp(-gates[b, t, 3, j]))
+                            gates[t, b, 3, j] = one / (one + vexp(-gates[t, b, 3, j]))
                         for j in range(H):
-                            c[bb, j] = gates[b, t, 1, j] * c[bb, j] + gates[b, t, 0, j] * gates[b, t, 2, j]
+                            c[bb, j] = gates[t, b, 1, j] * c[bb, j] + gates[t, b, 0, j] * gates[t, b, 2, j]
                         for j in range(H):
-                            cs[b, t, j] = c[bb, j]
+                            cs[t, b, j] = c[bb, j]
                         for j in range(H):
-                            hs[b, t, j] = gates[b, t, 3, j] * vtanh(c[bb, j])
+                            hs[t, b, j] = gates[t, b, 3, j] * vtanh(c[bb, j])
                         for j in range(H):
-                            h[bb, j] = hs[b, t, j]
+                            h[bb, j] = hs[t, b, j]
             h_n[b0:b1] = h
             c_n[b0:b1] = c
     return hs, h_n, c_n, gates, cs
@@ -414,10 +411,10 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
 
     Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``.
     """
-    B, T, I = x.shape
+    T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.zeros((B, T, I), dt)
+    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, 4 * H, I), dt)
@@ -436,33 +433,33 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                 for bb in range(nb):
                     b = b0 + bb
                     if t < lengths[b]:
-                        cprev = cs[b, t - 1] if t > 0 else c0[b]
+                        cprev = cs[t - 1, b] if t > 0 else c0[b]
                         for j in range(H):
-                            dh[bb, j] += dhs[b, t, j]
+                            dh[bb, j] += dhs[t, b, j]
                         for j in range(H):
-                            tc[j] = vtanh(cs[b, t, j])
+                            tc[j] = vtanh(cs[t, b, j])
                         for j in range(H):
-                            o = gates[b, t, 3, j]
+                            o = gates[t, b, 3, j]
                             dg[t, bb, 3, j] = dh[bb, j] * tc[j] * o * (one - o)
                         for j in range(H):
-                            o = gates[b, t, 3, j]
+                            o = gates[t, b, 3, j]
                             dc[bb, j] += dh[bb, j] * o * (one - tc[j] * tc[j])
                         for j in range(H):
-                            i = gates[b, t, 0, j]
-                            dg[t, bb, 0, j] = dc[bb, j] * gates[b, t, 2, j] * i * (one - i)
+                            i = gates[t, b, 0, j]
+                            dg[t, bb, 0, j] = dc[bb, j] * gates[t, b, 2, j] * i * (one - i)
                         for j in range(H):
-                            f = gates[b, t, 1, j]
+                            f = gates[t, b, 1, j]
                             dg[t, bb, 1, j] = dc[bb, j] * cprev[j] * f * (one - f)
                         for j in range(H):
-                            g = gates[b, t, 2, j]
-                            dg[t, bb, 2, j] = dc[bb, j] * gates[b, t, 0, j] * (one - g * g)
+                            g = gates[t, b, 2, j]
+                            dg[t, bb, 2, j] = dc[bb, j] * gates[t, b, 0, j] * (one - g * g)
                         for j in range(H):
-                            dc[bb, j] *= gates[b, t, 1, j]
+                            dc[bb, j] *= gates[t, b, 1, j]
                 dhp = np.dot(dg[t].reshape(nb, 4 * H), w_hh)
                 _carry_valid(dh, dhp, lengths, b0, t)
             dh0[b0:b1] = dh
             dc0[b0:b1] = dc
-            _weight_grads(dg, _time_major(x, b0, b1), _previous_states(hs, h0, b0, b1),
+            _weight_grads(dg, _chunk_rows(x, b0, b1), _previous_states(hs, h0, b0, b1),
                           p_ih[k], p_hh[k], p_b[k])
             _input_grads(dg, w_ih, dx, b0)
     db = _sum_partials(p_b)
@@ -477,13 +474,13 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
     ``r = s(W_ir x + b_ir + W_hr h + b_hr)``, ``z = s(...)``,
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``.
 
-    Returns ``(hs, h_n, cache)`` with ``cache (B, T, 4, H)`` = ``r, z, n, W_hn h + b_hn``.
+    Returns ``(hs, h_n, cache)`` with ``cache (T, B, 4, H)`` = ``r, z, n, W_hn h + b_hn``.
     """
-    B, T, _ = x.shape
+    T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((B, T, H), dt)
-    cache = np.zeros((B, T, 4, H), dt)
+    hs = np.zeros((T, B, H), dt)
+    cache = np.empty((T, B, 4, H), dt)
     h_n = np.empty((B, H), dt)
     bi = b_ih.reshape(3, H)
     bh = b_hh.reshape(3, H)
@@ -501,20 +498,20 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
                     if t < lengths[b]:
                         for q in range(2):
                             for j in range(H):
-                                cache[b, t, q, j] = xp[bb, t, q, j] + bi[q, j] + hh[bb, q, j] + bh[q, j]
+                                cache[t, b, q, j] = xp[t, bb, q, j] + bi[q, j] + hh[bb, q, j] + bh[q, j]
                         for q in range(2):
                             for j in range(H):
-                                cache[b, t, q, j] = one / (one + vexp(-cache[b, t, q, j]))
+                                cache[t, b, q, j] = one / (one + vexp(-cache[t, b, q, j]))
                         for j in range(H):
-                            cache[b, t, 3, j] = hh[bb, 2, j] + bh[2, j]
+                            cache[t, b, 3, j] = hh[bb, 2, j] + bh[2, j]
                         for j in range(H):
-                            cache[b, t, 2, j] = vtanh(xp[bb, t, 2, j] + bi[2, j]
-                                                      + cache[b, t, 0, j] * cache[b, t, 3, j])
+                            cache[t, b, 2, j] = vtanh(xp[t, bb, 2, j] + bi[2, j]
+                                                      + cache[t, b, 0, j] * cache[t, b, 3, j])
                         for j in range(H):
-                            n = cache[b, t, 2, j]
-                            hs[b, t, j] = n + cache[b, t, 1, j] * (h[bb, j] - n)
+                            n = cache[t, b, 2, j]
+                            hs[t, b, j] = n + cache[t, b, 1, j] * (h[bb, j] - n)
                         for j in range(H):
-                            h[bb, j] = hs[b, t, j]
+                            h[bb, j] = hs[t, b, j]
             h_n[b0:b1] = h
     return hs, h_n, cache
 
@@ -522,10 +519,10 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
 @kernel(parallel=True)
 def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks):
     """BPTT through a GRU layer. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
-    B, T, I = x.shape
+    T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.zeros((B, T, I), dt)
+    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, 3 * H, I), dt)
     p_hh = np.zeros((n_chunks, 3 * H, H), dt)
@@ -544,33 +541,33 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks):
                 for bb in range(nb):
                     b = b0 + bb
                     if t < lengths[b]:
-                        hp = hs[b, t - 1] if t > 0 else h0[b]
+                        hp = hs[t - 1, b] if t > 0 else h0[b]
                         for j in range(H):
-                            dh[bb, j] += dhs[b, t, j]
+                            dh[bb, j] += dhs[t, b, j]
                         for j in range(H):
-                            z = cache[b, t, 1, j]
-                            n = cache[b, t, 2, j]
+                            z = cache[t, b, 1, j]
+                            n = cache[t, b, 2, j]
                             dgi[t, bb, 2, j] = dh[bb, j] * (one - z) * (one - n * n)
                         for j in range(H):
-                            z = cache[b, t, 1, j]
-                            dgi[t, bb, 1, j] = dh[bb, j] * (hp[j] - cache[b, t, 2, j]) * z * (one - z)
+                            z = cache[t, b, 1, j]
+                            dgi[t, bb, 1, j] = dh[bb, j] * (hp[j] - cache[t, b, 2, j]) * z * (one - z)
                         for j in range(H):
-                            dhz[bb, j] = dh[bb, j] * cache[b, t, 1, j]
+                            dhz[bb, j] = dh[bb, j] * cache[t, b, 1, j]
                         for j in range(H):
-                            r = cache[b, t, 0, j]
-                            dgi[t, bb, 0, j] = dgi[t, bb, 2, j] * cache[b, t, 3, j] * r * (one - r)
+                            r = cache[t, b, 0, j]
+                            dgi[t, bb, 0, j] = dgi[t, bb, 2, j] * cache[t, b, 3, j] * r * (one - r)
                         for q in range(2):
                             for j in range(H):
                                 dgh[t, bb, q, j] = dgi[t, bb, q, j]
                         for j in range(H):
-                            dgh[t, bb, 2, j] = dgi[t, bb, 2, j] * cache[b, t, 0, j]
+                            dgh[t, bb, 2, j] = dgi[t, bb, 2, j] * cache[t, b, 0, j]
                 dhp = np.dot(dgh[t].reshape(nb, 3 * H), w_hh)
                 for bb in range(nb):
                     if t < lengths[b0 + bb]:
                         for j in range(H):
                             dh[bb, j] = dhp[bb, j] + dhz[bb, j]
             dh0[b0:b1] = dh
-            _weight_grads(dgi, _time_major(x, b0, b1), None, p_ih[k], p_hh[k], p_bi[k])
+            _weight_grads(dgi, _chunk_rows(x, b0, b1), None, p_ih[k], p_hh[k], p_bi[k])
             _weight_grads(dgh, None, _previous_states(hs, h0, b0, b1), p_ih[k], p_hh[k], p_bh[k])
             _input_grads(dgi, w_ih, dx, b0)
     return (dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh),
