@@ -2,6 +2,8 @@
 
     python benchmarks/ltsf.py --data datasets/ETTh1.csv --layout ett-hour --features M \
         --target OT --lookback 336 --horizon 96 --model repeat --drop-last
+    python benchmarks/ltsf.py --data datasets/ETTh1.csv --layout ett-hour --features S \
+        --horizon 96 --model gru --seed 0 [--option n_hidden=64 --option lr=0.003]
 
 The protocol (file reading, layout, train-only z-score, windows, scoring) lives in
 `forecast.ltsf`; this script adds the model registry and prints one JSON line
@@ -11,11 +13,21 @@ A model is registered in ``MODELS`` as ``fn(train, val, test, args) -> predictio
 `train`, `val` and `test` are `forecast.windows.Windows` over the same scaled array
 (``.values``, ``.batch(k)``, ``.batches(32)``; val/test lookbacks reach back across
 their boundary); predictions have shape ``(len(test), horizon, channels)`` in scaled units.
+
+Every forecaster of `forecast.models` is registered by its short name (``lstm``, ``gru``,
+``rnn``, ``linear``, ``nlinear``, ``naive``, ``seasonal_naive``, ``drift``, ``mean``): it is
+fitted with ``fit_windows`` on the training windows (the validation windows drive early
+stopping) and scored on the test windows. Channels are modelled independently with
+shared weights (``M``: each channel's windows are stacked as univariate windows). The
+defaults in ``MODEL_DEFAULTS`` are the settings that reached the figures recorded in
+``benchmarks/RESULTS.md``; ``--option NAME=VALUE`` (repeatable) overrides any model
+parameter, ``--lookback`` the lookback.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import sys
 from pathlib import Path
@@ -27,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # run from a checkout without installing
     sys.path.insert(0, str(ROOT))
 
-from forecast.errors import ForecastError  # noqa: E402
+from forecast.errors import ConfigError, ForecastError  # noqa: E402
 from forecast.ltsf import LAYOUTS, LTSFConfig, evaluate, repeat_last  # noqa: E402
 from forecast.windows import Windows  # noqa: E402
 
@@ -37,9 +49,83 @@ def repeat(train: Windows, val: Windows, test: Windows, args: argparse.Namespace
     return repeat_last(test)
 
 
+#: Per-model defaults: the settings behind the figures in benchmarks/RESULTS.md.
+MODEL_DEFAULTS: dict[str, dict] = {
+    "linear": {"lookback": 336},
+    "nlinear": {"lookback": 336},
+    "naive": {"lookback": 1},
+    "seasonal_naive": {"lookback": 336, "season": 24},
+    "drift": {"lookback": 336},
+    "mean": {"lookback": 336},
+    **{cell: {"lookback": 336, "n_hidden": 32, "highway": 336, "highway_init": "ols",
+              "normalize": "last", "max_epochs": 10, "batch_size": 64, "lr": 1e-4,
+              "patience": 2, "lr_schedule": "exponential", "lr_decay": 0.7, "clip_norm": 1.0}
+       for cell in ("gru", "lstm", "rnn")},
+}
+
+
+def _univariate(w: Windows, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of `w`, channels stacked as univariate windows: X (B*C, L, 1), Y (B*C, H)."""
+    b = w.materialize(dtype=dtype)
+    B, L, C = b.x.shape
+    X = b.x.transpose(0, 2, 1).reshape(B * C, L, 1)
+    Y = b.y.transpose(0, 2, 1).reshape(B * C, -1)
+    return np.ascontiguousarray(X), np.ascontiguousarray(Y)
+
+
+def model_settings(name: str, args: argparse.Namespace) -> dict:
+    """The model's parameters: its defaults, the run's horizon / seed, then --option values."""
+    params = dict(MODEL_DEFAULTS.get(name, {}))
+    params.update(dict(args.option or ()))
+    if args.lookback is not None:
+        params["lookback"] = args.lookback
+    params["horizon"] = args.horizon
+    if name in ("lstm", "gru", "rnn"):
+        params.setdefault("random_state", args.seed)
+    return params
+
+
+def forecaster(name: str) -> Callable:
+    """A registry entry fitting the `forecast.models` model called `name`."""
+    def run(train: Windows, val: Windows, test: Windows, args: argparse.Namespace) -> np.ndarray:
+        from forecast.models import make_model
+
+        params = model_settings(name, args)
+        lookback = params.pop("lookback")
+        if lookback != train.spec.lookback:
+            raise ConfigError(f"internal: windows built for lookback {train.spec.lookback}")
+        params.setdefault("levels", ())
+        if name in ("linear", "nlinear") or name in ("lstm", "gru", "rnn"):
+            params["lookback"] = lookback
+        model = make_model(name, **params)
+        X, Y = _univariate(train)
+        Xv, Yv = _univariate(val)
+        model.fit_windows(X, Y, validation=(Xv, Yv))
+        Xt, _ = _univariate(test)
+        C = test.values.shape[1]
+        pred = model.predict_windows(Xt)
+        args.fitted = model
+        return pred.reshape(-1, C, pred.shape[1]).transpose(0, 2, 1)
+    run.__doc__ = f"`forecast.models` {name!r} (defaults: MODEL_DEFAULTS[{name!r}])."
+    return run
+
+
 MODELS: dict[str, Callable[[Windows, Windows, Windows, argparse.Namespace], np.ndarray]] = {
     "repeat": repeat,
+    **{name: forecaster(name) for name in
+       ("lstm", "gru", "rnn", "linear", "nlinear", "naive", "seasonal_naive", "drift", "mean")},
 }
+
+
+def _option(text: str) -> tuple[str, object]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--option takes NAME=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    try:
+        parsed = ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        parsed = value
+    return key.strip(), parsed
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,10 +134,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--layout", choices=LAYOUTS, default="custom")
     p.add_argument("--features", choices=("S", "M"), default="M")
     p.add_argument("--target", default="OT")
-    p.add_argument("--lookback", type=int, default=336)
+    p.add_argument("--lookback", type=int, default=None,
+                   help="input steps (default: the model's default, 336 for most)")
     p.add_argument("--horizon", type=int, default=96)
     p.add_argument("--model", choices=sorted(MODELS), default="repeat")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--option", type=_option, action="append", metavar="NAME=VALUE",
+                   help="model parameter override, e.g. --option n_hidden=64 (repeatable)")
     p.add_argument("--drop-last", action="store_true",
                    help="score only whole batches of 32 test windows, as the papers did")
     return p.parse_args(argv)
@@ -59,8 +148,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    lookback = args.lookback
+    if lookback is None:
+        lookback = MODEL_DEFAULTS.get(args.model, {}).get("lookback", 336)
+    if args.model in MODEL_DEFAULTS and args.lookback is None:
+        args.lookback = lookback
     config = LTSFConfig(data=args.data, layout=args.layout, features=args.features,
-                        target=args.target, lookback=args.lookback, horizon=args.horizon,
+                        target=args.target, lookback=lookback, horizon=args.horizon,
                         drop_last=args.drop_last, seed=args.seed)
     np.random.seed(args.seed)
     model = MODELS[args.model]
@@ -69,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     except ForecastError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({"mse": result["mse"], "mae": result["mae"],
-                      "windows": result["windows"], "seconds": result["seconds"]}))
+    out = {"mse": result["mse"], "mae": result["mae"], "windows": result["windows"],
+           "seconds": result["seconds"]}
+    fitted = getattr(args, "fitted", None)
+    if fitted is not None and hasattr(fitted, "best_epoch_"):
+        out.update(epochs=fitted.n_epochs_, best_epoch=fitted.best_epoch_)
+    if args.model in MODEL_DEFAULTS:
+        out["settings"] = {k: v for k, v in model_settings(args.model, args).items()}
+    print(json.dumps(out))
     return 0
 
 
