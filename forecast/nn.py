@@ -131,7 +131,11 @@ class RecurrentNet:
         if cell != "rnn" and activation != "tanh":
             raise ConfigError(f"activation={activation!r} applies to cell='rnn' only; "
                               f"{cell.upper()} gates use sigmoid and tanh")
-        if str(dtype) not in DTYPES:
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            dtype = str(dtype)
+        if dtype not in DTYPES:
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if not (leaky_slope > 0 and np.isfinite(leaky_slope)):
             raise ConfigError(f"leaky_slope must be a positive number, got {leaky_slope!r}")
@@ -249,7 +253,11 @@ class RecurrentNet:
         if lengths is None:
             lengths = np.full(B, T, np.int64)
         else:
-            lengths = np.ascontiguousarray(lengths, dtype=np.int64)
+            raw = np.asarray(lengths)
+            if not (np.issubdtype(raw.dtype, np.integer)
+                    or (np.issubdtype(raw.dtype, np.floating) and np.all(raw == np.round(raw)))):
+                raise DataError(f"lengths must be whole numbers of steps, got {raw!r}")
+            lengths = np.ascontiguousarray(raw, dtype=np.int64)
             if lengths.shape != (B,):
                 raise DataError(f"lengths must have shape ({B},), got {lengths.shape}")
             if lengths.min() < 1 or lengths.max() > T:
@@ -270,6 +278,8 @@ class RecurrentNet:
             p = np.ascontiguousarray(p, dtype=self.dtype)
             if p.shape != (L, B, H):
                 raise DataError(f"initial state must have shape {(L, B, H)}, got {p.shape}")
+            if not np.all(np.isfinite(p)):
+                raise DataError("the initial state contains NaN or infinite values")
             out.append(p)
         return tuple(out) if self.cell == "lstm" else out[0]
 

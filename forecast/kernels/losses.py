@@ -10,6 +10,9 @@ caller) and average over every element, as PyTorch's ``reduction="mean"`` does:
                   ``yhat`` laid out (n, Q) (quantile fastest) and ``y`` (n,)
 
 ``softmax_cross_entropy`` takes logits ``(B, K)`` and integer classes ``(B,)``.
+
+Every sum is accumulated in float64 (``np.float64(v)``: inside Numba, ``float(v)`` of a
+float32 value stays float32, and a float32 square of 3e20 overflows).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def regression_loss(yhat, y, mode, delta):
     total = 0.0
     inv = 1.0 / n
     for k in range(n):
-        e = float(yhat[k]) - float(y[k])
+        e = np.float64(yhat[k]) - np.float64(y[k])
         if mode == LOSS_MSE:
             total += e * e
             grad[k] = 2.0 * e * inv
@@ -62,7 +65,7 @@ def pinball_loss(yhat, y, quantiles):
     for k in range(n):
         for j in range(Q):
             q = quantiles[j]
-            e = float(y[k]) - float(yhat[k, j])
+            e = np.float64(y[k]) - np.float64(yhat[k, j])
             if e > 0:
                 total += q * e
                 grad[k, j] = -q * inv
@@ -83,7 +86,7 @@ def softmax(logits):
             m = max(m, logits[b, j])
         s = 0.0
         for j in range(K):
-            e = math.exp(float(logits[b, j]) - float(m))
+            e = math.exp(np.float64(logits[b, j]) - np.float64(m))
             out[b, j] = e
             s += e
         for j in range(K):
@@ -99,16 +102,16 @@ def softmax_cross_entropy(logits, classes):
     total = 0.0
     inv = 1.0 / B
     for b in range(B):
-        m = float(logits[b, 0])
+        m = np.float64(logits[b, 0])
         for j in range(1, K):
-            m = max(m, float(logits[b, j]))
+            m = max(m, np.float64(logits[b, j]))
         s = 0.0
         for j in range(K):
-            s += math.exp(float(logits[b, j]) - m)
+            s += math.exp(np.float64(logits[b, j]) - m)
         lse = m + math.log(s)
         c = classes[b]
-        total += lse - float(logits[b, c])
+        total += lse - np.float64(logits[b, c])
         for j in range(K):
-            p = math.exp(float(logits[b, j]) - lse)
+            p = math.exp(np.float64(logits[b, j]) - lse)
             grad[b, j] = (p - (1.0 if j == c else 0.0)) * inv
     return total * inv, grad

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._jit import kernel
 
 
@@ -44,7 +46,7 @@ def global_norm(grads):
     """Euclidean norm of the flat gradient vector (accumulated in float64)."""
     s = 0.0
     for k in range(grads.shape[0]):
-        g = float(grads[k])
+        g = np.float64(grads[k])  # float() keeps float32 in Numba
         s += g * g
     return math.sqrt(s)
 
