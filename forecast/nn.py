@@ -25,6 +25,7 @@ bit-identical weights whatever the number of threads.
 from __future__ import annotations
 
 from dataclasses import dataclass
+import numba
 import numpy as np
 
 from forecast.errors import ConfigError, DataError, NumericalError
@@ -73,6 +74,25 @@ class Adam:
 def _n_chunks(batch: int) -> int:
     """Number of parallel batch chunks: a function of the batch size only."""
     return int(max(1, min(MAX_CHUNKS, batch // CHUNK_ROWS)))
+
+
+class _threads_for:
+    """Run kernels on at most ``n_chunks`` Numba threads: a batch of one chunk then never
+    wakes a thread team (whose barrier would wait on descheduled threads on a busy
+    machine). Results do not depend on the thread count."""
+
+    def __init__(self, n_chunks: int):
+        self.n_chunks = n_chunks
+
+    def __enter__(self):
+        self.saved = numba.get_num_threads()
+        if self.n_chunks < self.saved:
+            numba.set_num_threads(self.n_chunks)
+        return self
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.saved)
+        return False
 
 
 _BLAS_PINNED = False
@@ -319,9 +339,17 @@ class RecurrentNet:
         state = self._initial_state(state, B)
         nch = _n_chunks(B)
         act = ACTIVATIONS[self.activation]
+        _pin_kernel_blas()
+        with _threads_for(nch):
+            layers, h_n, c_n, inp = self._run_layers(x, lengths, state, nch, act)
+        final = np.stack(h_n)
+        if self.cell == "lstm":
+            final = (final, np.stack(c_n))
+        return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
+
+    def _run_layers(self, x, lengths, state, nch, act):
         layers, h_n, c_n = [], [], []
         inp = x
-        _pin_kernel_blas()
         for k in range(self.n_layers):
             w = self._layer(k, self._views)
             if self.cell == "lstm":
@@ -339,10 +367,7 @@ class RecurrentNet:
                 layers.append((inp, h0, hs))
             h_n.append(hk)
             inp = hs
-        final = np.stack(h_n)
-        if self.cell == "lstm":
-            final = (final, np.stack(c_n))
-        return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
+        return layers, h_n, c_n, inp
 
     def _backward_tm(self, cache, dhs, dstate):
         """BPTT with time-major ``dhs (T, B, H)``; returns time-major ``dx``."""
@@ -352,6 +377,11 @@ class RecurrentNet:
         grads = np.zeros_like(self.params)
         gv = self._bind(grads)
         act = ACTIVATIONS[self.activation]
+        with _threads_for(nch):
+            dx, d0 = self._run_layers_backward(layers, lengths, nch, act, dhs, dstate, gv)
+        return dx, d0, grads
+
+    def _run_layers_backward(self, layers, lengths, nch, act, dhs, dstate, gv):
         dh0s, dc0s = [None] * self.n_layers, [None] * self.n_layers
         for k in range(self.n_layers - 1, -1, -1):
             w_ih, w_hh = self._views[f"rnn.weight_ih_l{k}"], self._views[f"rnn.weight_hh_l{k}"]
@@ -378,7 +408,7 @@ class RecurrentNet:
         d0 = np.stack(dh0s)
         if self.cell == "lstm":
             d0 = (d0, np.stack(dc0s))
-        return dhs, d0, grads
+        return dhs, d0
 
     def _layer(self, k, views):
         return (views[f"rnn.weight_ih_l{k}"], views[f"rnn.weight_hh_l{k}"],
