@@ -18,6 +18,8 @@ in original units (for forecasts: the end of the input window).
 
 from __future__ import annotations
 
+import abc
+
 import json
 import warnings
 from dataclasses import replace
@@ -64,7 +66,7 @@ def _layout(X, k: int) -> tuple[np.ndarray, bool]:
     return X, False
 
 
-class Transform:
+class Transform(abc.ABC):
     """Base class: subclasses set ``_params`` (constructor arguments) and ``_state``
     (learned attributes) and implement ``_fit``, ``_forward`` and ``_backward``."""
 
@@ -173,11 +175,13 @@ class Transform:
     def _fit(self, X: np.ndarray) -> None:
         pass
 
+    @abc.abstractmethod
     def _forward(self, X: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+        """Implemented by every concrete subclass."""
 
+    @abc.abstractmethod
     def _backward(self, Z: np.ndarray, idx: np.ndarray, H) -> np.ndarray:
-        raise NotImplementedError
+        """Implemented by every concrete subclass."""
 
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -14,6 +14,8 @@ Two ways in:
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -74,7 +76,7 @@ class Design:
     calendar: tuple[str, ...] = ()
 
 
-class Forecaster(BaseForecaster):
+class Forecaster(BaseForecaster, abc.ABC):
     """Base class of every model: see the module docstring.
 
     Subclasses set ``horizon`` and ``levels`` parameters and implement
@@ -91,17 +93,20 @@ class Forecaster(BaseForecaster):
                       "conformal_radius_")
 
     # ---- hooks ---------------------------------------------------------------------------
+    @abc.abstractmethod
     def _lookback_for(self, lengths: np.ndarray) -> int:
-        raise NotImplementedError
+        """Implemented by every concrete subclass."""
 
     def _validation_fraction(self) -> float:
         return 0.0
 
+    @abc.abstractmethod
     def _fit_arrays(self, train: Batch, val: Batch | None) -> None:
-        raise NotImplementedError
+        """Implemented by every concrete subclass."""
 
+    @abc.abstractmethod
     def _predict_arrays(self, X: np.ndarray, F: np.ndarray | None) -> np.ndarray:
-        raise NotImplementedError
+        """Implemented by every concrete subclass."""
 
     def _quantile_intervals(self, X, F, levels) -> dict | None:
         """Intervals from a quantile head, or None to use the conformal radii."""
