@@ -259,7 +259,7 @@ class _Bars:
             if task is not None and task.total is not None:
                 self.progress.update(tid, completed=task.total)
         elif event.stage == "load":
-            self.progress.console.log(f"loading {event.dataset}")
+            self.progress.console.print(f"loading {event.dataset}")
 
 
 def _table(title: str, frame, columns: list[tuple[str, str, str]]):

@@ -280,9 +280,10 @@ def _rgba(hex_color: str, alpha: float) -> str:
 
 
 def _layout(fig, title: str, y_title: str = "", height: int = 420) -> None:
-    fig.update_layout(title=title, height=height, template="plotly_white",
-                      margin=dict(l=60, r=20, t=50, b=40), yaxis_title=y_title,
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_layout(title=dict(text=title, y=0.98, yanchor="top"), height=height,
+                      template="plotly_white", margin=dict(l=60, r=20, t=80, b=40),
+                      yaxis_title=y_title,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0))
 
 
 def _fan(fig, ds, lo, hi, color, name, alpha, show):
@@ -290,7 +291,7 @@ def _fan(fig, ds, lo, hi, color, name, alpha, show):
 
     x = list(ds) + list(ds)[::-1]
     y = np.concatenate([np.asarray(hi, float), np.asarray(lo, float)[::-1]])
-    fig.add_trace(go.Scatter(x=x, y=y, fill="toself", fillcolor=_rgba(color, alpha),
+    fig.add_trace(go.Scatter(x=x, y=y, fill="toself", mode="lines", fillcolor=_rgba(color, alpha),
                              line=dict(width=0), hoverinfo="skip", legendgroup=name,
                              showlegend=False, name=f"{name} interval",
                              visible=True if show else "legendonly"))
@@ -320,11 +321,20 @@ def forecast_figure(content: ReportContent):
                                  line=dict(color=color, width=2,
                                            dash="dash" if view.baseline else "solid")))
     if len(content.history):
-        last = content.history["ds"].iloc[-1]
-        start = content.history["ds"].iloc[max(0, len(content.history) - 120)]
-        end = max([last] + [m.forecast["ds"].max() for m in content.models
-                            if m.forecast is not None])
-        fig.update_xaxes(range=[start, end])
+        horizon = max([len(m.forecast) for m in content.models if m.forecast is not None] + [1])
+        recent = content.history.iloc[max(0, len(content.history) - max(30, 8 * horizon)):]
+        shown = [m.forecast for m in content.models if m.forecast is not None
+                 and (not m.baseline or m.name == "naive")]
+        end = max([recent["ds"].iloc[-1]] + [f["ds"].max() for f in shown])
+        fig.update_xaxes(range=[recent["ds"].iloc[0], end])
+        values = [recent["y"].to_numpy(float)]
+        for f in shown:
+            values += [f[c].to_numpy(float) for c in f.columns if c.startswith("yhat")]
+        v = np.concatenate(values)
+        v = v[np.isfinite(v)]
+        if v.size:
+            pad = 0.05 * (v.max() - v.min() or 1.0)
+            fig.update_yaxes(range=[v.min() - pad, v.max() + pad])
     _layout(fig, "History and forecasts (shaded: prediction intervals; zoom out for the "
                  "full history)", content.target, 460)
     return fig
