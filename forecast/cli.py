@@ -129,17 +129,12 @@ def _check_output(path: str | None, option: str, allow_stdout: bool = False) -> 
 
 def _inference_start() -> None:
     """Forecasting a few windows needs no multi-threaded BLAS: pin OpenBLAS to one thread
-    through its environment variable (read when it loads) and skip `forecast.nn`'s
+    through its environment variable (read when it loads); `forecast.nn` then skips its
     run-time pinning, which scans every loaded library with threadpoolctl (~0.3 s of a
-    `forecast predict`). `forecast.nn` documents the variable as equivalent."""
+    `forecast predict`)."""
     if "numpy" in sys.modules:
         return
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    if os.environ["OPENBLAS_NUM_THREADS"] == "1":
-        import forecast.nn as nn
-
-        if hasattr(nn, "_BLAS_PINNED"):
-            nn._BLAS_PINNED = True
 
 
 def _split(text: str | None, what: str) -> tuple | None:

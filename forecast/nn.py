@@ -24,6 +24,7 @@ bit-identical weights whatever the number of threads.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 import numba
 import numpy as np
@@ -110,6 +111,8 @@ def _pin_kernel_blas() -> None:
     if _BLAS_PINNED:
         return
     _BLAS_PINNED = True
+    if os.environ.get("OPENBLAS_NUM_THREADS", "").strip() == "1":
+        return  # already one thread since the library loaded: skip the ~0.3 s scan
     try:
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba will call)
         from threadpoolctl import ThreadpoolController

@@ -62,4 +62,11 @@ def make_model(name: str, **params) -> BaseForecaster:
     if name not in MODEL_NAMES:
         raise ConfigError(f"unknown model {name!r}; choose one of {', '.join(MODEL_NAMES)}")
     klass, fixed = MODEL_NAMES[name]
+    import inspect
+
+    accepted = set(inspect.signature(klass.__init__).parameters) - {"self"}
+    unknown = sorted(set(params) - accepted)
+    if unknown:
+        raise ConfigError(f"model {name!r} has no parameter(s) {', '.join(map(repr, unknown))}; "
+                          f"its parameters are: {', '.join(sorted(accepted))}")
     return klass(**{**fixed, **params})
