@@ -50,7 +50,8 @@ def _probe_time_major():
     x = np.ones((2, 2, 1))
     one, zero = np.ones((1, 1)), np.zeros(1)
     hs, _ = cells.rnn_forward(x, np.array([1, 2], np.int64), np.zeros((2, 1)), one,
-                              np.zeros((1, 1)), zero, zero, cells.ACT_RELU, 0.01, 1)
+                              np.zeros((1, 1)), zero, zero, cells.ACT_RELU, 0.01, 1,
+                              np.full((2, 2, 1), np.nan))
     if hs[0, 1, 0] == 0.0 and hs[1, 0, 0] == 1.0:
         return False
     assert hs[1, 0, 0] == 0.0 and hs[0, 1, 0] == 1.0, hs.ravel()
@@ -70,13 +71,23 @@ def from_kernel(a):
     return np.ascontiguousarray(a.transpose(1, 0, 2) if TIME_MAJOR else a)
 
 
+def _garbage(shape, dtype):
+    """A caller-provided kernel buffer: NaN everywhere, so a kernel that relies on it
+    being zeroed, or skips an entry it owns, shows up as NaN in the results."""
+    return np.full(shape, np.nan, dtype)
+
+
 def raw_forward(cell, xk, lengths, h0, c0, weights, act="tanh", n_chunks=1):
     """The forward kernel on kernel-layout ``xk``; returns its outputs as a tuple."""
+    T, B = xk.shape[:2]
+    H, dt = weights[1].shape[1], xk.dtype
+    hs = _garbage((T, B, H), dt)
     if cell == "lstm":
-        return cells.lstm_forward(xk, lengths, h0, c0, *weights, n_chunks)
+        return cells.lstm_forward(xk, lengths, h0, c0, *weights, n_chunks, hs,
+                                  _garbage((T, B, 4, H), dt), _garbage((T, B, H), dt))
     if cell == "gru":
-        return cells.gru_forward(xk, lengths, h0, *weights, n_chunks)
-    return cells.rnn_forward(xk, lengths, h0, *weights, ACT[act], SLOPE, n_chunks)
+        return cells.gru_forward(xk, lengths, h0, *weights, n_chunks, hs, _garbage((T, B, 4, H), dt))
+    return cells.rnn_forward(xk, lengths, h0, *weights, ACT[act], SLOPE, n_chunks, hs)
 
 
 def raw_backward(cell, xk, lengths, h0, c0, weights, out, dhs_k, dh_n, dc_n, act="tanh",
@@ -84,15 +95,18 @@ def raw_backward(cell, xk, lengths, h0, c0, weights, out, dhs_k, dh_n, dc_n, act
     """The backward kernel, given ``out`` = the forward kernel's outputs."""
     w_ih, w_hh = weights[0], weights[1]
     hs = out[0]
+    T, B = xk.shape[:2]
+    G, dt = w_hh.shape[0], xk.dtype  # G * H rows
+    dx, ws = _garbage(xk.shape, dt), _garbage((T * B * G,), dt)
     if cell == "lstm":
         gates, cs = out[3], out[4]
         return cells.lstm_backward(xk, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs_k,
-                                   dh_n, dc_n, n_chunks)
+                                   dh_n, dc_n, n_chunks, dx, ws)
     if cell == "gru":
         return cells.gru_backward(xk, lengths, h0, w_ih, w_hh, hs, out[2], dhs_k, dh_n,
-                                  n_chunks)
+                                  n_chunks, dx, ws, _garbage((T * B * G,), dt))
     return cells.rnn_backward(xk, lengths, h0, w_ih, w_hh, hs, dhs_k, dh_n, ACT[act], SLOPE,
-                              n_chunks)
+                              n_chunks, dx, ws)
 
 
 def kernel_forward(cell, x, lengths, h0, c0, weights, act="tanh", n_chunks=1):

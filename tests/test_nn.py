@@ -827,3 +827,36 @@ def test_learns_a_noisy_sine(cell):
     mse = np.mean((net.forward(Xva) - Yva) ** 2)
     assert mse < 0.2 * naive, (cell, mse, naive)
     assert mse < 0.1 * first
+
+
+# ---- the buffer pool: big arrays are reused between calls, never while still in use -----
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_kept_cache_survives_later_calls(cell):
+    net = RecurrentNet(cell=cell, n_input=3, n_hidden=4, n_layers=2, n_output=2, seed=0)
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((2, 5, 7, 3))
+    dhs = rng.standard_normal((5, 7, 4))
+    _, _, cache = net.forward_sequence(x1)
+    snapshot = [[a.copy() for a in layer] for layer in cache["layers"]]
+    want = net.backward_sequence(cache, dhs)
+    # later calls of the same shapes must take fresh buffers while `cache` is alive
+    net.backward_sequence(net.forward_sequence(x2)[2], dhs)
+    net.forward(x2)
+    for layer, saved in zip(cache["layers"], snapshot):
+        for a, b in zip(layer, saved):
+            np.testing.assert_array_equal(a, b)
+    got = net.backward_sequence(cache, dhs)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[2], want[2])
+
+
+def test_training_steps_reuse_their_buffers():
+    net = RecurrentNet(cell="lstm", n_input=2, n_hidden=8, n_output=3, seed=0)
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((32, 10, 2)), rng.standard_normal((32, 3))
+    net.fit_batch(x, y)
+    first = {k: id(v) for k, v in net._pool._arrays.items()}
+    net.fit_batch(x, y)
+    assert {k: id(v) for k, v in net._pool._arrays.items()} == first
+    net.release_buffers()
+    assert not net._pool._arrays

@@ -18,6 +18,10 @@ Conventions (shared by every cell)
   output ``dhs`` *and* for the final state(s) ``dh_n`` (``dc_n``), so truncated BPTT
   composes: pass the ``dh0`` of a later chunk as the ``dh_n`` of the earlier one.
   Backward never modifies its inputs.
+* Big arrays come from the caller: forward writes ``hs`` and its caches into arrays it
+  is given (padded steps are zeroed here, so they may hold anything), backward writes
+  ``dx`` and keeps its gate gradients in flat workspaces of ``T * B * G * H`` values, so
+  a caller can reuse them across calls instead of faulting in fresh pages each time.
 * The batch is split into ``n_chunks`` contiguous chunks processed in parallel
   (``prange``). The split depends only on the arguments, never on the thread count,
   and per-chunk weight-gradient partials are summed in a fixed order, so results are
@@ -242,6 +246,14 @@ def _input_grads(dg, w_ih, dx, b0):
 
 
 @kernel
+def _chunk_workspace(ws, b0, b1, T, G, H):
+    """The chunk's ``(T, nb, G, H)`` region of a flat workspace of ``T * B * G * H``
+    values (each chunk owns a contiguous block, so chunks never share memory)."""
+    n = T * G * H
+    return ws[b0 * n:b1 * n].reshape(T, b1 - b0, G, H)
+
+
+@kernel
 def _sum_partials(parts):
     out = parts[0].copy()
     for k in range(1, parts.shape[0]):
@@ -260,7 +272,7 @@ def _carry_valid(dst, src, lengths, b0, t):
 
 # ----------------------------------------------------------------------------- Elman RNN
 @kernel(parallel=True)
-def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
+def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs):
     """Elman RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
 
     ``act`` is ``ACT_TANH``, ``ACT_RELU`` or ``ACT_LEAKY_RELU`` (negative slope
@@ -269,7 +281,6 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
     T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     bias = b_ih + b_hh
     zero = dt.type(0.0)
@@ -286,7 +297,9 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
                 hh = np.dot(h, w_hhT)
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        hs[t, b, :] = 0
+                    else:
                         for j in range(H):
                             hs[t, b, j] = xp[t, bb, 0, j] + hh[bb, j] + bias[j]
                         if act == ACT_TANH:
@@ -306,7 +319,7 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks):
 
 
 @kernel(parallel=True)
-def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks):
+def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks, dx, ws):
     """BPTT through an Elman RNN layer.
 
     Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``.
@@ -314,7 +327,6 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
     T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, H, I), dt)
     p_hh = np.zeros((n_chunks, H, H), dt)
@@ -326,12 +338,14 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            dg = np.zeros((T, nb, 1, H), dt)
+            dg = _chunk_workspace(ws, b0, b1, T, 1, H)
             dh = dh_n[b0:b1].copy()
             for t in range(T - 1, -1, -1):
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        dg[t, bb, :, :] = 0
+                    else:
                         for j in range(H):
                             dg[t, bb, 0, j] = dh[bb, j] + dhs[t, b, j]
                         if act == ACT_TANH:
@@ -357,7 +371,7 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
 
 # ----------------------------------------------------------------------------- LSTM
 @kernel(parallel=True)
-def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
+def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates, cs):
     """LSTM layer (PyTorch equations, gates ``i, f, g, o``).
 
     Returns ``(hs, h_n, c_n, gates, cs)``: ``gates (T, B, 4, H)`` holds the activated
@@ -366,9 +380,6 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
     T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((T, B, H), dt)
-    gates = np.empty((T, B, 4, H), dt)
-    cs = np.empty((T, B, H), dt)
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
     bias = (b_ih + b_hh).reshape(4, H)
@@ -386,7 +397,9 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
                 hh = np.dot(h, w_hhT).reshape(nb, 4, H)
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        hs[t, b, :] = 0
+                    else:
                         for q in range(4):
                             for j in range(H):
                                 gates[t, b, q, j] = xp[t, bb, q, j] + hh[bb, q, j] + bias[q, j]
@@ -412,7 +425,8 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks):
 
 
 @kernel(parallel=True)
-def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n, n_chunks):
+def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n, n_chunks,
+                  dx, ws):
     """BPTT through an LSTM layer.
 
     Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``.
@@ -420,7 +434,6 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
     T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, 4 * H, I), dt)
@@ -431,14 +444,16 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            dg = np.zeros((T, nb, 4, H), dt)
+            dg = _chunk_workspace(ws, b0, b1, T, 4, H)
             dh = dh_n[b0:b1].copy()
             dc = dc_n[b0:b1].copy()
             tc = np.empty(H, dt)
             for t in range(T - 1, -1, -1):
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        dg[t, bb, :, :] = 0
+                    else:
                         cprev = cs[t - 1, b] if t > 0 else c0[b]
                         for j in range(H):
                             dh[bb, j] += dhs[t, b, j]
@@ -474,7 +489,7 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
 
 # ----------------------------------------------------------------------------- GRU
 @kernel(parallel=True)
-def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
+def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     """GRU layer (PyTorch equations, gates ``r, z, n``):
 
     ``r = s(W_ir x + b_ir + W_hr h + b_hr)``, ``z = s(...)``,
@@ -485,8 +500,6 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
     T, B, _ = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    hs = np.zeros((T, B, H), dt)
-    cache = np.empty((T, B, 4, H), dt)
     h_n = np.empty((B, H), dt)
     bi = b_ih.reshape(3, H)
     bh = b_hh.reshape(3, H)
@@ -503,7 +516,9 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
                 hh = np.dot(h, w_hhT).reshape(nb, 3, H)
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        hs[t, b, :] = 0
+                    else:
                         for q in range(2):
                             for j in range(H):
                                 cache[t, b, q, j] = xp[t, bb, q, j] + bi[q, j] + hh[bb, q, j] + bh[q, j]
@@ -525,12 +540,11 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks):
 
 
 @kernel(parallel=True)
-def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks):
+def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx, ws, ws2):
     """BPTT through a GRU layer. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
     T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
-    dx = np.empty((T, B, I), dt)
     dh0 = np.empty((B, H), dt)
     p_ih = np.zeros((n_chunks, 3 * H, I), dt)
     p_hh = np.zeros((n_chunks, 3 * H, H), dt)
@@ -541,14 +555,17 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            dgi = np.zeros((T, nb, 3, H), dt)
-            dgh = np.zeros((T, nb, 3, H), dt)
+            dgi = _chunk_workspace(ws, b0, b1, T, 3, H)
+            dgh = _chunk_workspace(ws2, b0, b1, T, 3, H)
             dh = dh_n[b0:b1].copy()
             dhz = np.zeros((nb, H), dt)
             for t in range(T - 1, -1, -1):
                 for bb in range(nb):
                     b = b0 + bb
-                    if t < lengths[b]:
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        dgi[t, bb, :, :] = 0
+                        dgh[t, bb, :, :] = 0
+                    else:
                         hp = hs[t - 1, b] if t > 0 else h0[b]
                         for j in range(H):
                             dh[bb, j] += dhs[t, b, j]
