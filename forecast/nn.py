@@ -127,12 +127,15 @@ _BLAS_PINNED = False
 
 
 def _pin_kernel_blas() -> None:
-    """Pin the BLAS that Numba's ``np.dot`` calls (SciPy's) to one thread, once.
+    """Pin every loaded BLAS (SciPy's, which Numba's ``np.dot`` calls, and NumPy's) to one
+    thread, once.
 
-    The kernels already run one chunk per core; a multi-threaded BLAS inside ``prange``
-    oversubscribes the cores, and switching its thread count around every call costs
-    milliseconds. NumPy's own BLAS is left alone. Setting ``OPENBLAS_NUM_THREADS=1``
-    before start-up has the same effect.
+    The kernels already run one chunk per core. A multi-threaded BLAS inside ``prange``
+    oversubscribes the cores, and NumPy's OpenBLAS keeps a worker thread spinning after
+    every small matrix product of the network head: profiled at config c, that spinning
+    thread took 22 % of all CPU samples, a core our own threads needed. Setting
+    ``OPENBLAS_NUM_THREADS=1`` before start-up has the same effect;
+    ``FORECAST_PIN_BLAS=0`` leaves BLAS alone.
     """
     global _BLAS_PINNED
     if _BLAS_PINNED:
@@ -140,18 +143,17 @@ def _pin_kernel_blas() -> None:
     _BLAS_PINNED = True
     if os.environ.get("OPENBLAS_NUM_THREADS", "").strip() == "1":
         return  # already one thread since the library loaded: skip the ~0.3 s scan
+    if os.environ.get("FORECAST_PIN_BLAS", "1").strip() == "0":
+        return
     try:
         import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba will call)
         from threadpoolctl import ThreadpoolController
 
-        ctl = ThreadpoolController()
-        libs = [c for c in ctl.lib_controllers
-                if c.user_api == "blas" and "scipy" in c.filepath.replace("\\", "/").split("/")[-2]]
-        for lib in libs:
-            lib.set_num_threads(1)
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api == "blas":
+                lib.set_num_threads(1)
     except Exception:  # pragma: no cover - best effort; correctness does not depend on it
         pass
-
 
 class RecurrentNet:
     """A stack of recurrent layers and a dense head, trained with BPTT and Adam.
