@@ -195,7 +195,7 @@ def _run_model(name, proto, dataset, cuts, config):
     model = None
     frames, fold_rows = [], []
     params = {"horizon": config.horizon, "levels": config.levels}
-    for gi, group in enumerate(groups):
+    for group in groups:
         train = _truncate(dataset, cuts[:, group[0]], config)
         if model is None or config.refit == "fresh":
             model = clone(proto).set_params(**{p: v for p, v in params.items()

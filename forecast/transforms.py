@@ -3,7 +3,7 @@
 Every transform follows scikit-learn's shape of API: ``fit(X)`` returns ``self`` and
 stores what it learned in attributes ending in ``_``; ``transform`` and
 ``inverse_transform`` are pure. ``to_dict()`` / ``from_dict()`` round-trip a fitted
-transform through plain JSON values (no pickle), so model files can store it.
+transform through plain JSON values (data only, nothing executable), so model files can store it.
 
 Arrays: ``fit`` takes ``(n_rows,)`` or ``(n_rows, n_features)`` (a DataFrame also records
 ``feature_names_in_``). ``transform`` / ``inverse_transform`` take ``(..., n_time,

@@ -16,7 +16,7 @@ touch a gap are dropped here.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -390,7 +390,7 @@ def split_by_fraction(data, *, train=None, val=None, test=None) -> Split:
     if sum(p is not None for p in (train, val, test)) < 2 and train is None:
         val = 0 if val is None else val
         test = 0 if test is None else test
-    tr, va, te, en = [], [], [], []
+    tr, va, en = [], [], []
     for i in range(len(bounds) - 1):
         a, b = int(bounds[i]), int(bounds[i + 1])
         n = b - a

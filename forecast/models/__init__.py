@@ -4,7 +4,7 @@ Every model follows the scikit-learn contract (see `forecast.models.base`): para
 stored by ``__init__``, ``fit`` returns ``self``, learned attributes end in ``_``,
 ``get_params`` / ``set_params`` / :func:`clone`, `NotFittedError` before ``fit``, and
 ``to_state()`` / :func:`model_from_state` round-trip a fitted model through JSON-safe
-values and NumPy arrays (no pickle).
+values and NumPy arrays (data only, nothing executable).
 """
 
 from forecast.models.base import BaseForecaster, check_is_fitted, clone, model_from_state

@@ -5,7 +5,7 @@
 * ``fit`` returns ``self`` and stores what it learned in attributes ending in ``_``;
   ``predict`` before ``fit`` raises :class:`~forecast.errors.NotFittedError`.
 * ``to_state()`` returns ``(meta, arrays)``: JSON-safe values and named NumPy arrays,
-  everything needed to rebuild the fitted model with :func:`model_from_state` (no pickle).
+  everything needed to rebuild the fitted model with :func:`model_from_state` (data only, nothing executable).
 """
 
 from __future__ import annotations

@@ -102,9 +102,10 @@ class SeasonalNaive(_Baseline):
         return X[:, idx, 0]
 
 
-class Drift(_Baseline):
-    """Last value plus ``h`` times the mean step over the window (the line through the
-    first and last value). ``window=None`` uses half the history (up to 2000 steps)."""
+class _WindowBaseline(_Baseline):
+    """A baseline over the last ``window`` values (``None``: half the history, up to 2000)."""
+
+    _min_window = 1
 
     def __init__(self, window: int | None = None, horizon: int = 1, levels=(80, 95)):
         self.window = window
@@ -115,9 +116,17 @@ class Drift(_Baseline):
         w = _positive_int("window", self.window, allow_none=True)
         if w is None:
             return _half_history(lengths)
-        if w < 2:
-            raise ConfigError("Drift needs window >= 2 to estimate a slope")
+        if w < self._min_window:
+            raise ConfigError(f"{type(self).__name__} needs window >= {self._min_window} "
+                              "to estimate a slope")
         return w
+
+
+class Drift(_WindowBaseline):
+    """Last value plus ``h`` times the mean step over the window (the line through the
+    first and last value). ``window=None`` uses half the history (up to 2000 steps)."""
+
+    _min_window = 2
 
     def _predict_arrays(self, X, F):
         y = X[:, :, 0]
@@ -127,17 +136,8 @@ class Drift(_Baseline):
         return y[:, -1:] + slope[:, None] * h[None, :]
 
 
-class WindowAverage(_Baseline):
+class WindowAverage(_WindowBaseline):
     """The mean of the last `window` values (``None``: half the history, up to 2000)."""
-
-    def __init__(self, window: int | None = None, horizon: int = 1, levels=(80, 95)):
-        self.window = window
-        self.horizon = horizon
-        self.levels = levels
-
-    def _lookback_for(self, lengths):
-        w = _positive_int("window", self.window, allow_none=True)
-        return _half_history(lengths) if w is None else w
 
     def _predict_arrays(self, X, F):
         w = X.shape[1] if self.window is None else min(int(self.window), X.shape[1])
