@@ -8,6 +8,7 @@ Heavy modules are imported lazily so that ``import forecast`` stays cheap.
 __version__ = "0.1.0"
 
 from forecast.errors import (  # noqa: E402
+    BatchError,
     ConfigError,
     DataError,
     ForecastError,
@@ -24,4 +25,5 @@ __all__ = [
     "NotFittedError",
     "ModelFileError",
     "NumericalError",
+    "BatchError",
 ]

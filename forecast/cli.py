@@ -745,5 +745,284 @@ def demo(ctx: typer.Context,
     _say(ctx, f"report: {result.index} ({time.perf_counter() - t0:.0f} s)", err=False)
 
 
+
+# ---- batch -----------------------------------------------------------------------------
+batch_app = typer.Typer(cls=TyperGroup, no_args_is_help=True, add_completion=False,
+                        rich_markup_mode=None,
+                        help="Scheduled batch forecasting of many series (cron-ready, "
+                             "resumable; local process pool or a Dask cluster).\n\n"
+                             "Exit codes: 0 every series ok, 3 some series failed or fell "
+                             "back to the fallback model, 1 the run could not start (bad "
+                             "batch file, lock held), 2 usage error, 130/143 interrupted.")
+app.add_typer(batch_app, name="batch")
+
+_BATCH_FILE_HELP = "The batch TOML file (see README, 'Batch forecasting')."
+
+
+def _batch_config(path: str, engine=None, scheduler=None, workers=None):
+    from forecast.batch import load_config
+
+    return load_config(path).with_engine(engine, scheduler, workers)
+
+
+class _BatchBar:
+    """Series progress: a rich bar on a terminal, one line per series otherwise, JSON
+    lines with --log-json, nothing with --quiet."""
+
+    def __init__(self, ctx: typer.Context, log_json: bool):
+        self.quiet = _settings(ctx).quiet
+        self.log_json = log_json
+        self.live = not self.quiet and not log_json and sys.stderr.isatty()
+        self.progress = None
+        self.task = None
+        self.n = 0
+        self.total = 0
+
+    def log(self, record: dict) -> None:
+        if self.log_json:
+            import json
+
+            typer.echo(json.dumps(record, default=str), err=True)
+
+    def __call__(self, stage: str, info: dict) -> None:
+        if self.quiet or self.log_json:
+            return
+        if stage == "start":
+            self.total, self.n = info["total"], info["done"]
+            if self.live:
+                from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                           TimeElapsedColumn, TimeRemainingColumn)
+
+                self.progress = Progress(TextColumn("series"), BarColumn(), MofNCompleteColumn(),
+                                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(),
+                                         TextColumn("left"), TimeRemainingColumn(),
+                                         console=_console())
+                self.progress.start()
+                self.task = self.progress.add_task("series", total=max(self.total, 1),
+                                                   completed=self.n, info="")
+            elif self.n:
+                typer.echo(f"resuming: {self.n} of {self.total} series already done", err=True)
+        elif stage == "series":
+            self.n += 1
+            status = info["status"]
+            text = f"{info['id']} {status}"
+            if self.progress is not None:
+                self.progress.update(self.task, completed=self.n, info=text[:40])
+                if status != "ok":
+                    self.progress.console.print(f"{info['id']}: {status}: {info.get('error')}")
+            else:
+                secs = (info.get("seconds") or {}).get("total")
+                line = f"[{self.n}/{self.total}] {info['id']}: {status}"
+                line += f" ({info.get('model')}, {info.get('action')}" if info.get("model") else ""
+                line += f", {secs:.1f} s)" if info.get("model") and secs is not None else (
+                    ")" if info.get("model") else "")
+                if info.get("error"):
+                    line += f": {_one_line(str(info['error']))}"
+                typer.echo(line, err=True)
+        elif stage == "end":
+            self.close()
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+@batch_app.command("run")
+def batch_run(ctx: typer.Context,
+              batch_file: str = typer.Argument(..., metavar="BATCH.toml", help=_BATCH_FILE_HELP),
+              as_of: Optional[str] = typer.Option(None, "--as-of", metavar="TIMESTAMP",
+                                                  help="Use only data up to this time "
+                                                       "(reproduce a past run), e.g. 2017-06-30."),
+              run_id: Optional[str] = typer.Option(None, "--run-id", metavar="ID",
+                                                   help="Name of the run (default: the UTC "
+                                                        "start time). The same id resumes an "
+                                                        "interrupted run."),
+              engine: Optional[str] = typer.Option(None, help="local (default) or dask."),
+              scheduler: Optional[str] = typer.Option(None, metavar="tcp://HOST:PORT",
+                                                      help="Dask scheduler address."),
+              workers: Optional[int] = typer.Option(None, min=1,
+                                                    help="Local worker processes (default: "
+                                                         "the CPU cores)."),
+              log_json: bool = typer.Option(False, "--log-json",
+                                            help="Log JSON lines on stderr instead of a "
+                                                 "progress bar (for cron and systemd).")) -> None:
+    """Forecast every series of a batch file: per-series forecasts, model files and
+    reports, a combined forecast table, a manifest and a summary page.
+
+    Example: forecast batch run nightly.toml --run-id "$(date +%F)"
+    """
+    bar = _BatchBar(ctx, log_json)
+
+    def body():
+        from forecast.batch import run_batch
+        from forecast.batch.engine import _Stop
+
+        config = _batch_config(batch_file, engine, scheduler, workers)
+        try:
+            return run_batch(config, run_id=run_id, as_of=as_of, progress=bar, log=bar.log)
+        except _Stop:
+            bar.close()
+            typer.echo("error: stopped (SIGTERM); finished series are kept: run again with "
+                       "the same --run-id to resume", err=True)
+            raise typer.Exit(143)
+        except KeyboardInterrupt:
+            bar.close()
+            typer.echo("error: interrupted; finished series are kept: run again with the "
+                       "same --run-id to resume", err=True)
+            raise typer.Exit(130)
+        finally:
+            bar.close()
+
+    outcome = _run(ctx, body)
+    _batch_report(ctx, outcome.manifest, outcome.run_dir, resumed=outcome.resumed,
+                  stale=outcome.stale_lock)
+    raise typer.Exit(outcome.exit_code)
+
+
+def _batch_report(ctx, manifest: dict, run_dir, resumed: int = 0, stale=None) -> None:
+    import pandas as pd
+
+    c = manifest["counts"]
+    if stale:
+        _say(ctx, f"note: took over a stale lock of pid {stale.get('pid')} (run "
+                  f"{stale.get('run_id')!r}), whose process had died")
+    rows = [e for e in manifest["series"] if e["status"] in ("failed", "fallback")]
+    if rows:
+        frame = pd.DataFrame([{"series": e["id"], "status": e["status"],
+                               "error": _one_line(str(e.get("error") or ""))[:160]}
+                              for e in rows[:50]])
+        _print(ctx, _table(f"Series not ok ({len(rows)})", frame,
+                           [("series", "series", ""), ("status", "status", ""),
+                            ("error", "error", "")]))
+    secs = manifest.get("seconds")
+    _say(ctx, f"run {manifest['run_id']} {manifest['state']}: {c.get('ok', 0)} ok, "
+              f"{c.get('fallback', 0)} fallback, {c.get('failed', 0)} failed"
+              + (f", {c.get('pending', 0)} pending" if c.get("pending") else "")
+              + (f" ({resumed} resumed)" if resumed else "")
+              + (f" in {secs:.0f} s" if secs is not None else ""), err=False)
+    _say(ctx, f"summary: {Path(run_dir) / 'summary.html'}  forecasts: "
+              f"{Path(run_dir) / 'forecasts.csv'}", err=False)
+
+
+@batch_app.command("validate")
+def batch_validate(ctx: typer.Context,
+                   batch_file: str = typer.Argument(..., metavar="BATCH.toml",
+                                                    help=_BATCH_FILE_HELP),
+                   data: bool = typer.Option(True, "--data/--no-data",
+                                             help="Also load and check every series "
+                                                  "(--no-data: the file and globs only)."),
+                   as_of: Optional[str] = typer.Option(None, "--as-of", metavar="TIMESTAMP",
+                                                       help="Check the data as a run with "
+                                                            "this --as-of would see it.")) -> None:
+    """Check a batch file without forecasting: keys and values, globs, series ids, and
+    (by default) that every series loads and is long enough. Exit 0 all good, 3 some
+    series would fail, 1 the batch file is invalid.
+
+    Example: forecast batch validate nightly.toml
+    """
+    import warnings
+
+    def body():
+        import pandas as pd
+
+        from forecast.batch import load_series, plan_series
+        from forecast.batch.engine import _as_of
+        from forecast.errors import ForecastError
+        from forecast.workflows import default_horizon
+
+        config = _batch_config(batch_file)
+        items = plan_series(config)
+        when = _as_of(as_of)
+        rows = []
+        for it in items:
+            s = it.settings
+            row = {"series": it.uid, "source": Path(it.file).name, "model": s.model,
+                   "horizon": s.horizon, "folds": s.folds, "fallback": s.fallback,
+                   "rows": None, "problem": it.error or ""}
+            if data and not it.error:
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        ds = load_series(it, when)
+                    row["rows"] = len(ds)
+                    horizon = s.horizon or default_horizon(ds)
+                    row["horizon"] = horizon
+                    from forecast.models import MODEL_NAMES
+
+                    need = (s.lookback or (96 if MODEL_NAMES[s.model][0].__name__ ==
+                                           "RNNForecaster" else 1)) + horizon * (1 + s.folds)
+                    if len(ds) < need:
+                        row["problem"] = (f"{len(ds)} rows; {s.model} with {s.folds} folds "
+                                          f"needs about {need}")
+                except ForecastError as exc:
+                    row["problem"] = _one_line(str(exc))
+            rows.append(row)
+        return config, pd.DataFrame(rows)
+
+    config, frame = _run(ctx, body)
+    cols = [("series", "series", ""), ("source", "source", ""), ("model", "model", ""),
+            ("horizon", "horizon", ""), ("folds", "folds", ""), ("fallback", "fallback", ""),
+            ("rows", "rows", ""), ("problem", "problem", "")]
+    shown = frame if len(frame) <= 60 else pd_head(frame)
+    _print(ctx, _table(f"{len(frame)} series -> {config.output} (engine {config.engine}, "
+                       f"refit {config.refit.policy})", shown, cols))
+    bad = int((frame["problem"] != "").sum())
+    if bad:
+        _say(ctx, f"{bad} of {len(frame)} series would fail or fall back (see 'problem')",
+             err=False)
+        raise typer.Exit(3)
+    _say(ctx, f"{batch_file} is valid: {len(frame)} series", err=False)
+
+
+def pd_head(frame):
+    """The problem rows first, then the others, 60 rows at most."""
+    bad = frame[frame["problem"] != ""]
+    return bad.head(60) if len(bad) >= 60 else \
+        __import__("pandas").concat([bad, frame[frame["problem"] == ""].head(60 - len(bad))])
+
+
+@batch_app.command("status")
+def batch_status(ctx: typer.Context,
+                 output_dir: str = typer.Argument(..., metavar="OUTPUT_DIR",
+                                                  help="The output folder of a batch file."),
+                 run_id: Optional[str] = typer.Option(None, "--run-id", metavar="ID",
+                                                      help="Which run (default: the latest)."),
+                 as_json: bool = typer.Option(False, "--json", help="Print the manifest as "
+                                                                    "JSON.")) -> None:
+    """Show the state of the latest (or a given) run of a batch output folder: running,
+    finished, interrupted or stopped, counts per status, series not ok. Exit 0 finished
+    with every series ok, 3 otherwise, 1 not a batch output folder.
+
+    Example: forecast batch status nightly-out
+    """
+    def body():
+        from forecast.batch import read_status
+
+        return read_status(output_dir, run_id)
+
+    manifest = _run(ctx, body)
+    from forecast.batch.engine import manifest_exit_code
+
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(manifest, indent=1, default=str))
+    else:
+        lock = manifest.get("lock")
+        _say(ctx, f"run {manifest['run_id']}: {manifest['state']}"
+                  + (f", as of {manifest['as_of']}" if manifest.get("as_of") else "")
+                  + f", started {manifest['started']}"
+                  + (f", finished {manifest['finished']}" if manifest.get("finished") else ""),
+             err=False)
+        if lock:
+            _say(ctx, f"locked by pid {lock.get('pid')} on {lock.get('host')} (run "
+                      f"{lock.get('run_id')!r}) since {lock.get('since')}", err=False)
+        _batch_report(ctx, manifest, manifest["run_dir"])
+        if len(manifest.get("runs", [])) > 1:
+            _say(ctx, f"runs: {', '.join(manifest['runs'][-10:])}", err=False)
+    raise typer.Exit(manifest_exit_code(manifest))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

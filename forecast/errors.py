@@ -31,3 +31,11 @@ class NumericalError(ForecastError, FloatingPointError):
 class DataWarning(UserWarning):
     """Input data is usable but suspicious (for example a constant series); the message
     says what was found and what the library did about it."""
+
+
+class BatchError(ForecastError):
+    """A batch run cannot start or go on (its output folder, run id or lock)."""
+
+
+class LockHeldError(BatchError):
+    """Another live process holds the lock of a batch output folder."""

@@ -51,6 +51,7 @@ from forecast import __version__
 from forecast.errors import DataError, ForecastError, ModelFileError
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "save_model", "load_model",
+           "dump_model", "load_model_bytes",
            "read_manifest", "fingerprint", "check_new_data", "atomic_write", "write_table",
            "OutputError"]
 
@@ -232,6 +233,17 @@ def save_model(path, model, dataset=None, *, name: str | None = None,
     on (for the fingerprint and the checks of `predict` on new data), `name` the short
     model name (``gru``), `backtest` JSON-safe backtest metrics, `extra` anything else
     JSON-safe to keep (training time, load options)."""
+    data = dump_model(model, dataset, name=name, backtest=backtest, extra=extra)
+    with atomic_write(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def dump_model(model, dataset=None, *, name: str | None = None,
+               backtest: dict[str, Any] | None = None,
+               extra: dict[str, Any] | None = None) -> bytes:
+    """The bytes of the model file `save_model` writes (for sending a model between
+    processes or machines; `load_model_bytes` reads them back)."""
     from forecast.models import check_is_fitted
 
     check_is_fitted(model, "save_model")
@@ -274,27 +286,30 @@ def save_model(path, model, dataset=None, *, name: str | None = None,
         payload[f"a.{k}"] = a
     buf = _io.BytesIO()
     np.savez(buf, **payload)
-    with atomic_write(path, "wb") as fh:
-        fh.write(buf.getvalue())
-    return Path(path)
+    return buf.getvalue()
 
 
-def _open(path) -> tuple[dict[str, Any], dict[str, np.ndarray], bytes, str]:
-    path = Path(path)
-    if not path.exists():
-        raise ModelFileError(f"model file {path} does not exist; fit one with `forecast fit`")
-    if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file")
-    try:
-        with open(path, "rb") as fh:
-            magic = fh.read(4)
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+def _open(path, data: bytes | None = None
+          ) -> tuple[dict[str, Any], dict[str, np.ndarray], bytes, str]:
+    if data is None:
+        path = Path(path)
+        if not path.exists():
+            raise ModelFileError(f"model file {path} does not exist; fit one with "
+                                 "`forecast fit`")
+        if path.is_dir():
+            raise ModelFileError(f"{path} is a folder, not a model file")
+        try:
+            with open(path, "rb") as fh:
+                magic = fh.read(4)
+        except OSError as exc:
+            raise ModelFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    else:
+        magic = bytes(data[:4])
     if magic != b"PK\x03\x04":
         raise ModelFileError(f"{path} is not a forecast model file (not a zip archive); "
                              "fit one with `forecast fit`")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with np.load(path if data is None else _io.BytesIO(data), allow_pickle=False) as z:
             names = list(z.files)
             if "manifest" not in names or "checksum" not in names:
                 raise ModelFileError(f"{path} is not a forecast model file (no manifest); "
@@ -365,9 +380,19 @@ def read_manifest(path) -> dict[str, Any]:
 
 def load_model(path) -> ModelFile:
     """Read and verify a model file (see the module docstring) and rebuild its model."""
+    return _load(path, None)
+
+
+def load_model_bytes(data: bytes, label: str = "model file") -> ModelFile:
+    """`load_model` for the bytes of a model file (`dump_model`); `label` names it in
+    error messages."""
+    return _load(label, bytes(data))
+
+
+def _load(path, data: bytes | None) -> ModelFile:
     from forecast.models import model_from_state
 
-    manifest, arrays, mbytes, checksum = _open(path)
+    manifest, arrays, mbytes, checksum = _open(path, data)
     if _digest(mbytes, arrays) != checksum:
         raise ModelFileError(f"{path}: checksum mismatch: the manifest or the weights were "
                              "modified after saving; refit or restore the file")

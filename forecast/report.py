@@ -543,18 +543,20 @@ def _figure_html(fig, div_id: str) -> str:
                        config={"displaylogo": False, "responsive": True})
 
 
-def _script_tag(embed: bool) -> str:
+def _script_tag(embed: bool, src: str = PLOTLY_JS) -> str:
     if embed:
         from plotly.offline import get_plotlyjs
 
         return f'<script type="text/javascript">{get_plotlyjs()}</script>'
-    return f'<script src="{PLOTLY_JS}" charset="utf-8"></script>'
+    return f'<script src="{html.escape(src)}" charset="utf-8"></script>'
 
 
-def _page(title: str, subtitle: str, sections: list[str], embed: bool) -> str:
+def _page(title: str, subtitle: str, sections: list[str], embed: bool,
+          plotlyjs_src: str = PLOTLY_JS) -> str:
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{html.escape(title)}</title><style>{_CSS}</style>{_script_tag(embed)}"
+            f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
+            f"{_script_tag(embed, plotlyjs_src)}"
             f"</head><body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p>"
             f"</header><main>{''.join(sections)}</main></body></html>\n")
 
@@ -563,8 +565,10 @@ def _section(title: str, body: str) -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}</section>"
 
 
-def render(content: ReportContent, embed_plotlyjs: bool = False) -> str:
-    """The HTML page of `content`."""
+def render(content: ReportContent, embed_plotlyjs: bool = False,
+           plotlyjs_src: str = PLOTLY_JS) -> str:
+    """The HTML page of `content`; without `embed_plotlyjs` it loads plotly.js from
+    `plotlyjs_src` (a path relative to the page)."""
     sections = [_section("Notes", "".join(f'<p class="note">{html.escape(n)}</p>'
                                           for n in content.notes))] if content.notes else []
     figs = []
@@ -593,7 +597,13 @@ def render(content: ReportContent, embed_plotlyjs: bool = False) -> str:
     body.append(_section("Model cards", _cards(content)))
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return _page(content.title, f"forecast {__version__} | generated {when} | "
-                 f"{len(figs)} plots", body, embed_plotlyjs)
+                 f"{len(figs)} plots", body, embed_plotlyjs, plotlyjs_src)
+
+
+def write_plotlyjs(folder) -> Path:
+    """Write ``plotly.min.js`` into `folder` (unless an identical copy is there)."""
+    _write_plotlyjs(Path(folder))
+    return Path(folder) / PLOTLY_JS
 
 
 def _write_plotlyjs(folder: Path) -> None:
