@@ -746,10 +746,11 @@ def _execute_dask(run: _Run, todo: list[SeriesItem]) -> None:
         n_workers = max(1, len(client.scheduler_info().get("workers", {})))
         limit = 2 * n_workers
         queue = list(todo)
-        futures = as_completed()
         pending: dict[str, SeriesItem] = {}
+        futures = None
 
-        def submit_next() -> None:
+        def submit_next() -> list:
+            new = []
             while queue and len(pending) < limit:
                 item = queue.pop(0)
                 task = _make_task(run, item, threads)
@@ -759,9 +760,15 @@ def _execute_dask(run: _Run, todo: list[SeriesItem]) -> None:
                 fut = client.submit(run_series, task, pure=False,
                                     key=f"forecast-{run.run_id}-{item.index}-{item.slug}")
                 pending[fut.key] = item
-                futures.add(fut)
+                new.append(fut)
+                if futures is not None:
+                    futures.add(fut)
+            return new
 
-        submit_next()
+        first = submit_next()
+        if not first:
+            return
+        futures = as_completed(first, loop=client.loop)
         for fut in futures:
             item = pending.pop(fut.key)
             try:
