@@ -38,7 +38,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from llvmlite import ir
 from numba import prange, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ._jit import kernel
@@ -171,6 +173,68 @@ def _vtanh_overload(v):
 
         return impl64
     return None
+
+
+@intrinsic
+def _xgemm(typingctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+    """Column-major BLAS ``gemm`` on the data of arrays ``a``, ``b``, ``c`` (the data
+    pointer of a view, so an offset block of a bigger array works), through Numba's own
+    ``numba_xxgemm`` helper (the one ``np.dot`` calls: SciPy's BLAS, resolved by name,
+    so kernels that use it stay cacheable). ``ta``/``tb`` are ``ord('n')`` or ``ord('t')``."""
+    from numba.np.linalg import ensure_blas
+
+    ensure_blas()
+    dt = c.dtype
+    if dt not in (types.float32, types.float64):
+        return None
+    sig = types.void(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+
+    def codegen(context, builder, signature, args):
+        ll_char = ir.IntType(8)
+        intp = context.get_value_type(types.intp)
+        vp = ir.IntType(8).as_pointer()
+        fnty = ir.FunctionType(ir.IntType(32), [ll_char, ll_char, ll_char, intp, intp, intp,
+                                                vp, vp, intp, vp, intp, vp, vp, intp])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "numba_xxgemm")
+        st = signature.args
+
+        def as_int(i):
+            return context.cast(builder, args[i], st[i], types.intp)
+
+        def as_char(i):
+            return builder.trunc(as_int(i), ll_char)
+
+        def scalar(i):
+            v = context.cast(builder, args[i], st[i], dt)
+            return builder.bitcast(cgutils.alloca_once_value(builder, v), vp)
+
+        def data(i):
+            return builder.bitcast(context.make_array(st[i])(context, builder, args[i]).data, vp)
+
+        kind = ir.Constant(ll_char, ord("s" if dt == types.float32 else "d"))
+        builder.call(fn, (kind, as_char(0), as_char(1), as_int(2), as_int(3), as_int(4),
+                          scalar(5), data(6), as_int(7), data(8), as_int(9), scalar(10),
+                          data(11), as_int(12)))
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@kernel
+def _mm(a, b, c, beta, ta, tb):
+    """``c = op(a) @ op(b) + beta * c`` for row-major 2-D arrays whose rows may be
+    strided (unit stride along a row); ``op`` transposes when ``ta``/``tb`` is true.
+    Writes straight into ``c`` (a view is fine): no temporary, no copy."""
+    m, n = c.shape
+    k = a.shape[0] if ta else a.shape[1]
+    if m == 0 or n == 0:
+        return
+    lda = a.strides[0] // a.itemsize
+    ldb = b.strides[0] // b.itemsize
+    ldc = c.strides[0] // c.itemsize
+    # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
+    _xgemm(116 if tb else 110, 116 if ta else 110, n, m, k, 1.0, b, max(ldb, 1), a,
+           max(lda, 1), beta, c, max(ldc, 1))
 
 
 @kernel
@@ -370,31 +434,55 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
 
 
 # ----------------------------------------------------------------------------- LSTM
+@kernel
+def _concat_weights(w_ih, w_hh):
+    """``[w_ih | w_hh]`` shaped ``(G*H, I + H)``: one product per step covers both inputs."""
+    GH, I = w_ih.shape
+    H = w_hh.shape[1]
+    out = np.empty((GH, I + H), w_ih.dtype)
+    for r in range(GH):
+        for i in range(I):
+            out[r, i] = w_ih[r, i]
+        for j in range(H):
+            out[r, I + j] = w_hh[r, j]
+    return out
+
+
 @kernel(parallel=True)
 def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates, cs):
     """LSTM layer (PyTorch equations, gates ``i, f, g, o``).
 
     Returns ``(hs, h_n, c_n, gates, cs)``: ``gates (T, B, 4, H)`` holds the activated
     gates and ``cs (T, B, H)`` the cell state after each step (the cache).
+
+    Each step is one product ``[x_t, h_{t-1}] @ [w_ih | w_hh].T`` written straight into
+    the chunk's rows of ``gates`` (contiguous in the time-major layout), then one
+    element-wise pass activates them in place.
     """
-    T, B, _ = x.shape
+    T, B, I = x.shape
     H = w_hh.shape[1]
+    GH = 4 * H
     dt = x.dtype
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
     bias = (b_ih + b_hh).reshape(4, H)
     one = dt.type(1.0)
-    w_ihT = np.ascontiguousarray(w_ih.T)
-    w_hhT = np.ascontiguousarray(w_hh.T)
+    w_catT = np.ascontiguousarray(_concat_weights(w_ih, w_hh).T)
+    g2 = gates.reshape(T * B, GH)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            xp = _input_projection(x, b0, b1, w_ihT, 4, H)
-            h = h0[b0:b1].copy()
+            xh = np.empty((nb, I + H), dt)  # [x_t, h_{t-1}] rows of the chunk
             c = c0[b0:b1].copy()
+            for bb in range(nb):
+                for j in range(H):
+                    xh[bb, I + j] = h0[b0 + bb, j]
             for t in range(T):
-                hh = np.dot(h, w_hhT).reshape(nb, 4, H)
+                for bb in range(nb):
+                    for i in range(I):
+                        xh[bb, i] = x[t, b0 + bb, i]
+                _mm(xh, w_catT, g2[t * B + b0:t * B + b1], 0.0, False, False)
                 for bb in range(nb):
                     b = b0 + bb
                     if t >= lengths[b]:  # padded: no state change, zero output / gradient
@@ -402,7 +490,7 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
                     else:
                         for q in range(4):
                             for j in range(H):
-                                gates[t, b, q, j] = xp[t, bb, q, j] + hh[bb, q, j] + bias[q, j]
+                                gates[t, b, q, j] += bias[q, j]
                         for j in range(H):
                             gates[t, b, 0, j] = one / (one + vexp(-gates[t, b, 0, j]))
                         for j in range(H):
@@ -418,10 +506,15 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
                         for j in range(H):
                             hs[t, b, j] = gates[t, b, 3, j] * vtanh(c[bb, j])
                         for j in range(H):
-                            h[bb, j] = hs[t, b, j]
-            h_n[b0:b1] = h
+                            xh[bb, I + j] = hs[t, b, j]
+            for bb in range(nb):
+                for j in range(H):
+                    h_n[b0 + bb, j] = xh[bb, I + j]
             c_n[b0:b1] = c
     return hs, h_n, c_n, gates, cs
+
+
+BLOCK_STEPS = 16  # steps per weight-gradient product in backward (see lstm_backward)
 
 
 @kernel(parallel=True)
@@ -430,30 +523,53 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
     """BPTT through an LSTM layer.
 
     Returns ``(dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh)``.
+
+    Per step, one product ``dg_t @ [w_ih | w_hh]`` gives both ``dx_t`` and the gradient
+    of ``h_{t-1}``. The weight gradient is one product ``dg.T @ [x, h_prev]`` per block
+    of ``BLOCK_STEPS`` steps, taken while the block's gate gradients are still in cache
+    (the chunk reuses the first block of its workspace region).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
+    GH = 4 * H
+    K = I + H
     dt = x.dtype
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
-    p_ih = np.zeros((n_chunks, 4 * H, I), dt)
-    p_hh = np.zeros((n_chunks, 4 * H, H), dt)
-    p_b = np.zeros((n_chunks, 4 * H), dt)
+    p_cat = np.zeros((n_chunks, GH, K), dt)
+    p_b = np.zeros((n_chunks, GH), dt)
     one = dt.type(1.0)
+    w_cat = _concat_weights(w_ih, w_hh)
+    S = min(BLOCK_STEPS, T)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            dg = _chunk_workspace(ws, b0, b1, T, 4, H)
+            dg = ws[b0 * T * GH:(b0 * T + S * nb) * GH].reshape(S * nb, GH)  # ring of S steps
+            xhb = np.empty((S * nb, K), dt)  # the block's [x_t, h_{t-1}] rows
+            dg4 = dg.reshape(S * nb, 4, H)
+            prod = np.empty((nb, K), dt)
+            tc = np.empty(H, dt)
+            db = p_b[k]
             dh = dh_n[b0:b1].copy()
             dc = dc_n[b0:b1].copy()
-            tc = np.empty(H, dt)
             for t in range(T - 1, -1, -1):
+                s = t % S
                 for bb in range(nb):
                     b = b0 + bb
-                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
-                        dg[t, bb, :, :] = 0
+                    r = s * nb + bb
+                    for i in range(I):
+                        xhb[r, i] = x[t, b, i]
+                    if t > 0:
+                        for j in range(H):
+                            xhb[r, I + j] = hs[t - 1, b, j]
                     else:
+                        for j in range(H):
+                            xhb[r, I + j] = h0[b, j]
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        dg[r, :] = 0
+                    else:
+                        # plain indexing, no row views: LLVM vectorises these loops
                         cprev = cs[t - 1, b] if t > 0 else c0[b]
                         for j in range(H):
                             dh[bb, j] += dhs[t, b, j]
@@ -461,30 +577,40 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                             tc[j] = vtanh(cs[t, b, j])
                         for j in range(H):
                             o = gates[t, b, 3, j]
-                            dg[t, bb, 3, j] = dh[bb, j] * tc[j] * o * (one - o)
+                            dg4[r, 3, j] = dh[bb, j] * tc[j] * o * (one - o)
                         for j in range(H):
                             o = gates[t, b, 3, j]
                             dc[bb, j] += dh[bb, j] * o * (one - tc[j] * tc[j])
                         for j in range(H):
                             i = gates[t, b, 0, j]
-                            dg[t, bb, 0, j] = dc[bb, j] * gates[t, b, 2, j] * i * (one - i)
+                            dg4[r, 0, j] = dc[bb, j] * gates[t, b, 2, j] * i * (one - i)
                         for j in range(H):
                             f = gates[t, b, 1, j]
-                            dg[t, bb, 1, j] = dc[bb, j] * cprev[j] * f * (one - f)
+                            dg4[r, 1, j] = dc[bb, j] * cprev[j] * f * (one - f)
                         for j in range(H):
                             g = gates[t, b, 2, j]
-                            dg[t, bb, 2, j] = dc[bb, j] * gates[t, b, 0, j] * (one - g * g)
+                            dg4[r, 2, j] = dc[bb, j] * gates[t, b, 0, j] * (one - g * g)
                         for j in range(H):
                             dc[bb, j] *= gates[t, b, 1, j]
-                dhp = np.dot(dg[t].reshape(nb, 4 * H), w_hh)
-                _carry_valid(dh, dhp, lengths, b0, t)
+                        for j in range(GH):
+                            db[j] += dg[r, j]
+                _mm(dg[s * nb:(s + 1) * nb], w_cat, prod, 0.0, False, False)
+                for bb in range(nb):
+                    b = b0 + bb
+                    for i in range(I):
+                        dx[t, b, i] = prod[bb, i]
+                    if t < lengths[b]:
+                        for j in range(H):
+                            dh[bb, j] = prod[bb, I + j]
+                if s == 0:  # block [t, t + n) complete
+                    n = min(S, T - t) * nb
+                    _mm(dg[:n], xhb[:n], p_cat[k], 1.0, True, False)
             dh0[b0:b1] = dh
             dc0[b0:b1] = dc
-            _weight_grads(dg, _chunk_rows(x, b0, b1), _previous_states(hs, h0, b0, b1),
-                          p_ih[k], p_hh[k], p_b[k])
-            _input_grads(dg, w_ih, dx, b0)
+    dw = _sum_partials(p_cat)
     db = _sum_partials(p_b)
-    return dx, dh0, dc0, _sum_partials(p_ih), _sum_partials(p_hh), db, db.copy()
+    return (dx, dh0, dc0, np.ascontiguousarray(dw[:, :I]), np.ascontiguousarray(dw[:, I:]),
+            db, db.copy())
 
 
 # ----------------------------------------------------------------------------- GRU
