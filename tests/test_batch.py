@@ -22,7 +22,6 @@ import pytest
 from typer.testing import CliRunner
 
 from forecast import batch, io
-from forecast.batch import config as bconfig
 from forecast.cli import app
 from forecast.errors import ConfigError, LockHeldError
 
