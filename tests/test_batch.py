@@ -506,3 +506,31 @@ def test_as_of_before_the_data_and_bad_run_ids_are_clear_errors(tmp_path):
     outcome = batch.run_batch(config, run_id="early", as_of="1990-01-01")
     assert outcome.exit_code == 3
     assert "no rows on or before" in outcome.manifest["series"][0]["error"]
+
+
+class _KillsItsWorker:
+    """Unpickling this in a worker process ends the process at once (like the OOM killer)."""
+
+    def __reduce__(self):
+        return (os._exit, (1,))
+
+
+def test_a_worker_that_dies_fails_only_its_own_series(tmp_path, monkeypatch):
+    make_series(tmp_path / "data", 4, 200)
+    path = write_batch(tmp_path)
+    real = batch.engine.load_series
+
+    def load(item, as_of=None):
+        return _KillsItsWorker() if item.uid == "S01" else real(item, as_of)
+
+    monkeypatch.setattr(batch.engine, "load_series", load)
+    outcome = batch.run_batch(batch.load_config(path), run_id="crash")
+    status = {e["id"]: e for e in outcome.manifest["series"]}
+    assert outcome.exit_code == 3
+    assert {k: v["status"] for k, v in status.items()} == {"S00": "ok", "S01": "failed",
+                                                           "S02": "ok", "S03": "ok"}
+    assert "worker process died" in status["S01"]["error"]
+    events = [json.loads(line) for line in (outcome.run_dir / "log.jsonl").read_text()
+              .splitlines()]
+    assert any(e["event"] == "worker_died" for e in events)
+    assert len(forecasts(outcome.run_dir)) == 15
