@@ -24,6 +24,7 @@ bit-identical weights whatever the number of threads.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -229,7 +230,7 @@ class RecurrentNet:
 
     def _bind(self, flat):
         """Named views into a flat vector laid out like ``params``."""
-        return {name: flat[o:o + int(np.prod(shape))].reshape(shape) for name, o, shape in self._layout}
+        return {name: flat[o:o + math.prod(shape)].reshape(shape) for name, o, shape in self._layout}
 
     @property
     def n_params(self) -> int:
