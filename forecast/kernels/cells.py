@@ -614,6 +614,18 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
 
 
 # ----------------------------------------------------------------------------- GRU
+@kernel
+def _block_rows(x, b0, b1, t0, n, out):
+    """Copy ``x[t0:t0 + n, b0:b1]`` of a time-major ``(T, B, F)`` array into the first
+    ``n * nb`` rows of ``out``."""
+    nb = b1 - b0
+    F = x.shape[2]
+    for s in range(n):
+        for bb in range(nb):
+            for j in range(F):
+                out[s * nb + bb, j] = x[t0 + s, b0 + bb, j]
+
+
 @kernel(parallel=True)
 def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     """GRU layer (PyTorch equations, gates ``r, z, n``):
@@ -622,8 +634,12 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``.
 
     Returns ``(hs, h_n, cache)`` with ``cache (T, B, 4, H)`` = ``r, z, n, W_hn h + b_hn``.
+
+    The input projection is one product per block of ``BLOCK_STEPS`` steps into a small
+    chunk buffer that stays in cache; the recurrent product of each step is written
+    straight into the first three slots of the chunk's cache rows.
     """
-    T, B, _ = x.shape
+    T, B, I = x.shape
     H = w_hh.shape[1]
     dt = x.dtype
     h_n = np.empty((B, H), dt)
@@ -632,29 +648,37 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     one = dt.type(1.0)
     w_ihT = np.ascontiguousarray(w_ih.T)
     w_hhT = np.ascontiguousarray(w_hh.T)
+    c2 = cache.reshape(T * B, 4 * H)
+    S = min(BLOCK_STEPS, T)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            xp = _input_projection(x, b0, b1, w_ihT, 3, H)
+            xb = np.empty((S * nb, I), dt)
+            xp = np.empty((S * nb, 3, H), dt)
+            xp2 = xp.reshape(S * nb, 3 * H)
             h = h0[b0:b1].copy()
             for t in range(T):
-                hh = np.dot(h, w_hhT).reshape(nb, 3, H)
+                s = t % S
+                if s == 0:
+                    n = min(S, T - t)
+                    _block_rows(x, b0, b1, t, n, xb)
+                    _mm(xb[:n * nb], w_ihT, xp2[:n * nb], 0.0, False, False)
+                _mm(h, w_hhT, c2[t * B + b0:t * B + b1, :3 * H], 0.0, False, False)
                 for bb in range(nb):
                     b = b0 + bb
+                    r = s * nb + bb
                     if t >= lengths[b]:  # padded: no state change, zero output / gradient
                         hs[t, b, :] = 0
                     else:
+                        for j in range(H):
+                            cache[t, b, 3, j] = cache[t, b, 2, j] + bh[2, j]
                         for q in range(2):
                             for j in range(H):
-                                cache[t, b, q, j] = xp[t, bb, q, j] + bi[q, j] + hh[bb, q, j] + bh[q, j]
-                        for q in range(2):
-                            for j in range(H):
-                                cache[t, b, q, j] = one / (one + vexp(-cache[t, b, q, j]))
+                                cache[t, b, q, j] = one / (one + vexp(-(
+                                    xp[r, q, j] + bi[q, j] + cache[t, b, q, j] + bh[q, j])))
                         for j in range(H):
-                            cache[t, b, 3, j] = hh[bb, 2, j] + bh[2, j]
-                        for j in range(H):
-                            cache[t, b, 2, j] = vtanh(xp[t, bb, 2, j] + bi[2, j]
+                            cache[t, b, 2, j] = vtanh(xp[r, 2, j] + bi[2, j]
                                                       + cache[t, b, 0, j] * cache[t, b, 3, j])
                         for j in range(H):
                             n = cache[t, b, 2, j]
@@ -667,59 +691,94 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
 
 @kernel(parallel=True)
 def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx, ws, ws2):
-    """BPTT through a GRU layer. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``."""
+    """BPTT through a GRU layer. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``.
+
+    The gate gradients of the input side (``dgi``) and of the recurrent side (``dgh``,
+    which differs in the ``n`` block) live in rings of ``BLOCK_STEPS`` steps (the first
+    block of each chunk's workspace region); per block, ``dgi.T @ x`` and
+    ``dgh.T @ h_prev`` accumulate the weight gradients and ``dgi @ w_ih`` gives ``dx``.
+    """
     T, B, I = x.shape
     H = w_hh.shape[1]
+    GH = 3 * H
     dt = x.dtype
     dh0 = np.empty((B, H), dt)
-    p_ih = np.zeros((n_chunks, 3 * H, I), dt)
-    p_hh = np.zeros((n_chunks, 3 * H, H), dt)
-    p_bi = np.zeros((n_chunks, 3 * H), dt)
-    p_bh = np.zeros((n_chunks, 3 * H), dt)
+    p_ih = np.zeros((n_chunks, GH, I), dt)
+    p_hh = np.zeros((n_chunks, GH, H), dt)
+    p_bi = np.zeros((n_chunks, GH), dt)
+    p_bh = np.zeros((n_chunks, GH), dt)
     one = dt.type(1.0)
+    S = min(BLOCK_STEPS, T)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
-            dgi = _chunk_workspace(ws, b0, b1, T, 3, H)
-            dgh = _chunk_workspace(ws2, b0, b1, T, 3, H)
+            dgi2 = ws[b0 * T * GH:(b0 * T + S * nb) * GH].reshape(S * nb, GH)
+            dgh2 = ws2[b0 * T * GH:(b0 * T + S * nb) * GH].reshape(S * nb, GH)
+            dgi = dgi2.reshape(S * nb, 3, H)
+            dgh = dgh2.reshape(S * nb, 3, H)
+            xhb = np.empty((S * nb, I + H), dt)  # the block's [x_t, h_{t-1}] rows
+            dxb = np.empty((S * nb, I), dt)
+            dbi = p_bi[k]
+            dbh = p_bh[k]
             dh = dh_n[b0:b1].copy()
             dhz = np.zeros((nb, H), dt)
+            dhp = np.empty((nb, H), dt)
             for t in range(T - 1, -1, -1):
+                s = t % S
                 for bb in range(nb):
                     b = b0 + bb
-                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
-                        dgi[t, bb, :, :] = 0
-                        dgh[t, bb, :, :] = 0
+                    r = s * nb + bb
+                    for i in range(I):
+                        xhb[r, i] = x[t, b, i]
+                    if t > 0:
+                        for j in range(H):
+                            xhb[r, I + j] = hs[t - 1, b, j]
                     else:
-                        hp = hs[t - 1, b] if t > 0 else h0[b]
+                        for j in range(H):
+                            xhb[r, I + j] = h0[b, j]
+                    if t >= lengths[b]:  # padded: no state change, zero output / gradient
+                        dgi2[r, :] = 0
+                        dgh2[r, :] = 0
+                    else:
                         for j in range(H):
                             dh[bb, j] += dhs[t, b, j]
                         for j in range(H):
                             z = cache[t, b, 1, j]
                             n = cache[t, b, 2, j]
-                            dgi[t, bb, 2, j] = dh[bb, j] * (one - z) * (one - n * n)
+                            dgi[r, 2, j] = dh[bb, j] * (one - z) * (one - n * n)
                         for j in range(H):
                             z = cache[t, b, 1, j]
-                            dgi[t, bb, 1, j] = dh[bb, j] * (hp[j] - cache[t, b, 2, j]) * z * (one - z)
+                            dgi[r, 1, j] = dh[bb, j] * (xhb[r, I + j] - cache[t, b, 2, j]) * z * (one - z)
                         for j in range(H):
                             dhz[bb, j] = dh[bb, j] * cache[t, b, 1, j]
                         for j in range(H):
-                            r = cache[t, b, 0, j]
-                            dgi[t, bb, 0, j] = dgi[t, bb, 2, j] * cache[t, b, 3, j] * r * (one - r)
+                            rg = cache[t, b, 0, j]
+                            dgi[r, 0, j] = dgi[r, 2, j] * cache[t, b, 3, j] * rg * (one - rg)
                         for q in range(2):
                             for j in range(H):
-                                dgh[t, bb, q, j] = dgi[t, bb, q, j]
+                                dgh[r, q, j] = dgi[r, q, j]
                         for j in range(H):
-                            dgh[t, bb, 2, j] = dgi[t, bb, 2, j] * cache[t, b, 0, j]
-                dhp = np.dot(dgh[t].reshape(nb, 3 * H), w_hh)
+                            dgh[r, 2, j] = dgi[r, 2, j] * cache[t, b, 0, j]
+                        for j in range(GH):
+                            dbi[j] += dgi2[r, j]
+                        for j in range(GH):
+                            dbh[j] += dgh2[r, j]
+                _mm(dgh2[s * nb:(s + 1) * nb], w_hh, dhp, 0.0, False, False)
                 for bb in range(nb):
                     if t < lengths[b0 + bb]:
                         for j in range(H):
                             dh[bb, j] = dhp[bb, j] + dhz[bb, j]
+                if s == 0:  # block [t, t + n) complete
+                    n = min(S, T - t)
+                    m = n * nb
+                    _mm(dgi2[:m], xhb[:m, :I], p_ih[k], 1.0, True, False)
+                    _mm(dgh2[:m], xhb[:m, I:], p_hh[k], 1.0, True, False)
+                    _mm(dgi2[:m], w_ih, dxb[:m], 0.0, False, False)
+                    for s2 in range(n):
+                        for bb in range(nb):
+                            for i in range(I):
+                                dx[t + s2, b0 + bb, i] = dxb[s2 * nb + bb, i]
             dh0[b0:b1] = dh
-            _weight_grads(dgi, _chunk_rows(x, b0, b1), None, p_ih[k], p_hh[k], p_bi[k])
-            _weight_grads(dgh, None, _previous_states(hs, h0, b0, b1), p_ih[k], p_hh[k], p_bh[k])
-            _input_grads(dgi, w_ih, dx, b0)
     return (dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh),
             _sum_partials(p_bi), _sum_partials(p_bh))
