@@ -242,22 +242,24 @@ def _rows(name, dataset, series, rws, folds, point, bounds, H):
 
 
 def _metrics(g: pd.DataFrame, levels) -> dict:
-    err = g["y"] - g["yhat"]
+    # plain arrays first: pandas indexing per column and group cost ~2 ms a group
+    yy, yyh = g["y"].to_numpy(np.float64), g["yhat"].to_numpy(np.float64)
+    err = yy - yyh
     ok = np.isfinite(err)
-    e, y = err[ok].to_numpy(), g["y"][ok].to_numpy()
+    e, y = err[ok], yy[ok]
     out = {"mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(np.mean(e ** 2))),
            "mse": float(np.mean(e ** 2))}
     with np.errstate(divide="ignore", invalid="ignore"):
-        yh = g["yhat"][ok].to_numpy()
+        yh = yyh[ok]
         out["mape"] = float(np.mean(np.abs(e) / np.maximum(np.abs(y), np.finfo(float).eps)))
         den = np.abs(y) + np.abs(yh)
         out["smape"] = float(np.mean(np.where(den > 0, 2 * np.abs(e) / np.where(den > 0, den, 1), 0)))
-    last = g["y_last"][ok].to_numpy()
+    last = g["y_last"].to_numpy(np.float64)[ok]
     out["directional_accuracy"] = float(np.mean(np.sign(y - last) == np.sign(yh - last)))
     for lv in levels:
         lname, uname = interval_columns(lv)
         if lname in g:
-            lo, hi = g[lname][ok].to_numpy(), g[uname][ok].to_numpy()
+            lo, hi = g[lname].to_numpy(np.float64)[ok], g[uname].to_numpy(np.float64)[ok]
             if np.isfinite(lo).all():
                 out[f"coverage_{lv:g}"] = float(np.mean((y >= lo) & (y <= hi)))
                 out[f"width_{lv:g}"] = float(np.mean(hi - lo))
