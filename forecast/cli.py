@@ -948,10 +948,12 @@ def batch_validate(ctx: typer.Context,
                     row["rows"] = len(ds)
                     horizon = s.horizon or default_horizon(ds)
                     row["horizon"] = horizon
-                    from forecast.models import MODEL_NAMES
+                    from forecast.workflows import ModelSpec, build_model
 
-                    need = (s.lookback or (96 if MODEL_NAMES[s.model][0].__name__ ==
-                                           "RNNForecaster" else 1)) + horizon * (1 + s.folds)
+                    model = build_model(ModelSpec(s.model, lookback=s.lookback,
+                                                  params=dict(s.params)), horizon)
+                    lookback = int(model.get_params().get("lookback") or 1)
+                    need = lookback + horizon * (1 + s.folds)
                     if len(ds) < need:
                         row["problem"] = (f"{len(ds)} rows; {s.model} with {s.folds} folds "
                                           f"needs about {need}")
@@ -980,6 +982,69 @@ def pd_head(frame):
     bad = frame[frame["problem"] != ""]
     return bad.head(60) if len(bad) >= 60 else \
         __import__("pandas").concat([bad, frame[frame["problem"] == ""].head(60 - len(bad))])
+
+
+_EXAMPLE = """\
+# A batch file for `forecast batch run` (see the README, "Batch forecasting").
+# Paths are relative to this file; bundled dataset names work as paths too.
+output = "batch-out"
+engine = "local"              # or "dask" with scheduler = "tcp://HOST:8786"
+# workers = 2                 # local worker processes (default: the CPU cores)
+reports = true                # an HTML report per series
+
+[defaults]                    # every series; [[sources]] and [series.ID] override
+model = "gru"                 # gru, lstm, rnn, linear, nlinear, naive, seasonal_naive, drift, mean
+lookback = 60
+epochs = 10
+hidden = 32
+levels = [80, 95]
+folds = 2                     # backtest folds per series, against the naive forecast
+fallback = "seasonal_naive"   # when the model's fit fails; "none" records a failure
+params = { lr = 0.003 }
+
+[refit]
+policy = "always"             # always | never (reuse the saved model) | auto
+max_age_days = 7              # auto: refit models older than this
+max_degradation = 0.25        # auto: refit when the error since the fit grew by 25 %
+
+[[sources]]                   # one series per file (id = file stem); globs work: data/*.csv
+path = "aapl"
+horizon = 5
+[[sources]]
+path = "goog"
+horizon = 5
+[[sources]]
+path = "seattle-weather"
+target = "temp_max"
+horizon = 7
+
+[series.goog]                 # settings for one series
+model = "lstm"
+"""
+
+
+@batch_app.command("example")
+def batch_example(ctx: typer.Context,
+                  path: str = typer.Argument("batch.toml", metavar="PATH",
+                                             help="Where to write the example batch file."),
+                  force: bool = typer.Option(False, "--force", help="Overwrite PATH.")) -> None:
+    """Write a commented example batch file that forecasts the bundled datasets.
+
+    Example: forecast batch example nightly.toml && forecast batch run nightly.toml
+    """
+    _check_output(path, "PATH")
+    if Path(path).exists() and not force:
+        raise typer.BadParameter(f"{path} exists; give another path or --force",
+                                 param_hint="PATH")
+
+    def body():
+        from forecast.io import atomic_write
+
+        with atomic_write(path, "w") as fh:
+            fh.write(_EXAMPLE)
+
+    _run(ctx, body)
+    _say(ctx, f"wrote {path}; check it with: forecast batch validate {path}", err=False)
 
 
 @batch_app.command("status")

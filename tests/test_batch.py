@@ -534,3 +534,22 @@ def test_a_worker_that_dies_fails_only_its_own_series(tmp_path, monkeypatch):
               .splitlines()]
     assert any(e["event"] == "worker_died" for e in events)
     assert len(forecasts(outcome.run_dir)) == 15
+
+
+def test_example_batch_file_validates_and_runs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["batch", "example", "nightly.toml"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["batch", "example", "nightly.toml"])
+    assert result.exit_code == 2 and "exists" in result.output
+    result = runner.invoke(app, ["batch", "validate", "nightly.toml"])
+    assert result.exit_code == 0 and "valid: 3 series" in result.output
+    path = tmp_path / "nightly.toml"
+    path.write_text(path.read_text().replace("epochs = 10", "epochs = 1"))
+    result = cli("batch", "run", "nightly.toml", "--as-of", "2017-12-29", "--run-id", "x",
+                 cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "batch-out" / "runs" / "x" / "forecasts.csv")
+    assert table.groupby("unique_id").size().to_dict() == {"aapl": 5, "goog": 5,
+                                                           "seattle-weather": 7}
+    assert set(table.loc[table["unique_id"] == "goog", "model"]) == {"lstm"}
