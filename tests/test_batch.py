@@ -553,3 +553,14 @@ def test_example_batch_file_validates_and_runs(tmp_path, monkeypatch):
     assert table.groupby("unique_id").size().to_dict() == {"aapl": 5, "goog": 5,
                                                            "seattle-weather": 7}
     assert set(table.loc[table["unique_id"] == "goog", "model"]) == {"lstm"}
+
+
+def test_a_recursive_glob_never_reads_the_batch_outputs(tmp_path):
+    make_series(tmp_path / "data", 2, 60)
+    path = tmp_path / "batch.toml"
+    path.write_text('output = "data/out"\n[defaults]\ntarget = "Close"\n[[sources]]\n'
+                    'path = "**/*.csv"\n')
+    (tmp_path / "data" / "out" / "runs" / "r").mkdir(parents=True)
+    (tmp_path / "data" / "out" / "runs" / "r" / "forecasts.csv").write_text("ds,yhat\n")
+    items = batch.plan_series(batch.load_config(path))
+    assert [it.uid for it in items] == ["S00", "S01"]

@@ -290,7 +290,7 @@ def parse_config(data: dict[str, Any], base: Path, label: str = "batch file") ->
         sid = _get(src, "id", str, where, None)
         settings = _normalise({k: v for k, v in src.items() if k in SERIES_KEYS}, where)
         _settings({**defaults, **settings}, where)
-        files, bundled = _resolve(pattern, base, where)
+        files, bundled = _resolve(pattern, base, where, output)
         if sid is not None and (len(files) != 1 or id_col is not None):
             raise ConfigError(f"{where}: id = {sid!r} names the series of a single-file "
                               f"source, but {pattern!r} is "
@@ -321,12 +321,14 @@ def parse_config(data: dict[str, Any], base: Path, label: str = "batch file") ->
                        overrides=overrides)
 
 
-def _resolve(pattern: str, base: Path, where: str) -> tuple[list[str], bool]:
+def _resolve(pattern: str, base: Path, where: str, output: Path) -> tuple[list[str], bool]:
     expanded = os.path.expanduser(pattern)
     full = expanded if os.path.isabs(expanded) else str(base / expanded)
     if glob.has_magic(expanded):
+        # never the batch's own outputs (a recursive glob would otherwise pick up
+        # forecasts.csv of earlier runs)
         files = sorted(str(Path(f).resolve()) for f in glob.glob(full, recursive=True)
-                       if os.path.isfile(f))
+                       if os.path.isfile(f) and output not in Path(f).resolve().parents)
         if not files:
             raise ConfigError(f"{where}: {pattern!r} matches no file (looked in {base}); check "
                               "the pattern")

@@ -808,6 +808,8 @@ def read_status(output, run_id: str | None = None) -> dict[str, Any]:
     manifest = _read_json(target / MANIFEST)
     if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
         raise BatchError(f"{target / MANIFEST} is damaged or not a batch manifest")
+    if manifest.get("state") != "finished":
+        _merge_results(manifest, target)  # the manifest may lag the last second of work
     holder = lock_holder(out)
     if manifest.get("state") == "running" and (holder is None or
                                                holder.get("run_id") != manifest["run_id"]):
@@ -816,6 +818,20 @@ def read_status(output, run_id: str | None = None) -> dict[str, Any]:
     manifest["runs"] = [p.name for p in runs]
     manifest["run_dir"] = str(target)
     return manifest
+
+
+def _merge_results(manifest: dict[str, Any], run_dir: Path) -> None:
+    """Update the entries (and counts) of `manifest` from the series' result files."""
+    counts = {"ok": 0, "fallback": 0, "failed": 0, "pending": 0}
+    for i, entry in enumerate(manifest.get("series") or []):
+        if entry.get("status") == "pending":
+            res = _read_json(run_dir / "series" / str(entry.get("slug")) / RESULT)
+            if isinstance(res, dict) and res.get("id") == entry.get("id"):
+                res.pop("spark", None)
+                manifest["series"][i] = entry = res
+        counts[entry.get("status", "pending")] = counts.get(entry.get("status", "pending"),
+                                                            0) + 1
+    manifest["counts"] = counts
 
 
 def manifest_exit_code(manifest: dict[str, Any]) -> int:
