@@ -101,6 +101,16 @@ class _BufferPool:
             self._arrays[key] = arr
         return arr
 
+    def zeros(self, key, shape, dtype) -> np.ndarray:
+        """A zero array kept between calls, for read-only use (the zero upstream gradient
+        of a many-to-one loss): kernels never write their inputs, so it stays zero, and
+        a fresh one is made while anything else still references it."""
+        arr = self._arrays.get(key)
+        if arr is None or arr.shape != shape or arr.dtype != dtype or sys.getrefcount(arr) > 3:
+            arr = np.zeros(shape, dtype)
+            self._arrays[key] = arr
+        return arr
+
     def clear(self) -> None:
         self._arrays.clear()
 
@@ -517,7 +527,7 @@ class RecurrentNet:
             value, dyhat = self._loss(yhat, y, loss, delta, quantiles, None)
             dw = dyhat.T @ feats
             db = dyhat.sum(axis=0)
-            dhs = np.zeros_like(hs_tm)
+            dhs = self._pool.zeros(("dhs0",), hs_tm.shape, hs_tm.dtype)
             dh = np.zeros((self.n_layers, B, self.n_hidden), self.dtype)
             dh[-1] = dyhat @ w
             dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
