@@ -422,8 +422,9 @@ class RecurrentNet:
             inp = hs
         return layers, h_n, c_n, inp
 
-    def _backward_tm(self, cache, dhs, dstate):
-        """BPTT with time-major ``dhs (T, B, H)``; returns time-major ``dx``."""
+    def _backward_tm(self, cache, dhs, dstate, need_dx=True):
+        """BPTT with time-major ``dhs (T, B, H)``; returns time-major ``dx`` (``None``
+        with ``need_dx=False``, which spares the first layer's input-gradient products)."""
         layers, lengths, nch = cache["layers"], cache["lengths"], cache["n_chunks"]
         B = lengths.shape[0]
         dstate = self._initial_state(dstate, B)
@@ -431,16 +432,19 @@ class RecurrentNet:
         gv = self._bind(grads)
         act = ACTIVATIONS[self.activation]
         with _threads_for(nch):
-            dx, d0 = self._run_layers_backward(layers, lengths, nch, act, dhs, dstate, gv)
+            dx, d0 = self._run_layers_backward(layers, lengths, nch, act, dhs, dstate, gv, need_dx)
         return dx, d0, grads
 
-    def _run_layers_backward(self, layers, lengths, nch, act, dhs, dstate, gv):
+    def _run_layers_backward(self, layers, lengths, nch, act, dhs, dstate, gv, need_dx=True):
         dh0s, dc0s = [None] * self.n_layers, [None] * self.n_layers
         G, H, dt, pool = CELLS[self.cell], self.n_hidden, self.dtype, self._pool
         for k in range(self.n_layers - 1, -1, -1):
             w_ih, w_hh = self._views[f"rnn.weight_ih_l{k}"], self._views[f"rnn.weight_hh_l{k}"]
             T, B, n_in = layers[k][0].shape
-            dx = pool.get(("dx", k), (T, B, n_in), dt)
+            if k == 0 and not need_dx:
+                dx = np.empty((0, 0, 0), dt)  # the kernels skip the input gradient
+            else:
+                dx = pool.get(("dx", k), (T, B, n_in), dt)
             ws = pool.get(("ws", k), (T * B * G * H,), dt)
             if self.cell == "lstm":
                 inp, h0, c0, hs, gates, cs = layers[k]
@@ -467,7 +471,7 @@ class RecurrentNet:
         d0 = np.stack(dh0s)
         if self.cell == "lstm":
             d0 = (d0, np.stack(dc0s))
-        return dhs, d0
+        return (dhs if need_dx else None), d0
 
     def _layer(self, k, views):
         return (views[f"rnn.weight_ih_l{k}"], views[f"rnn.weight_hh_l{k}"],
@@ -531,7 +535,7 @@ class RecurrentNet:
             dh = np.zeros((self.n_layers, B, self.n_hidden), self.dtype)
             dh[-1] = dyhat @ w
             dstate = (dh, np.zeros_like(dh)) if self.cell == "lstm" else dh
-        _, _, grads = self._backward_tm(cache, dhs, dstate)
+        _, _, grads = self._backward_tm(cache, dhs, dstate, need_dx=False)
         gv = self._bind(grads)
         gv["head.weight"][...] = dw
         gv["head.bias"][...] = db

@@ -416,6 +416,42 @@ def test_kernels_never_modify_their_inputs_and_chunking_is_exact(cell, act):
         assert np.all(dx[b, lengths[b]:] == 0.0)
 
 
+@pytest.mark.parametrize("cell,act", CELL_CASES)
+def test_backward_without_input_gradient(cell, act):
+    """An empty ``dx`` skips the input gradient (training never needs the first layer's):
+    every other result is the same as with a full ``dx``."""
+    rng = np.random.default_rng(41)
+    B, T, I, H = 6, 19, 3, 4  # T > BLOCK_STEPS: more than one weight-gradient block
+    x, lengths = ragged_batch(rng, B, T, I)
+    (w,) = make_layers(cell, I, H, 1, rng)
+    xk = to_kernel(x)
+    h0 = 0.5 * rng.standard_normal((B, H))
+    c0 = 0.5 * rng.standard_normal((B, H))
+    dhs_k = to_kernel(rng.standard_normal((B, T, H)))
+    dh_n = rng.standard_normal((B, H))
+    dc_n = rng.standard_normal((B, H))
+    for n_chunks in (1, 2):
+        out = raw_forward(cell, xk, lengths, h0, c0, w, act, n_chunks)
+        full = raw_backward(cell, xk, lengths, h0, c0, w, out, dhs_k, dh_n, dc_n, act, n_chunks)
+        w_ih, w_hh = w[0], w[1]
+        hs = out[0]
+        empty = np.empty((0, 0, 0))
+        G = w_hh.shape[0]
+        ws = _garbage((T * B * G,), np.float64)
+        if cell == "lstm":
+            part = cells.lstm_backward(xk, lengths, h0, c0, w_ih, w_hh, hs, out[3], out[4], dhs_k,
+                                       dh_n, dc_n, n_chunks, empty, ws)
+        elif cell == "gru":
+            part = cells.gru_backward(xk, lengths, h0, w_ih, w_hh, hs, out[2], dhs_k, dh_n,
+                                      n_chunks, empty, ws, _garbage((T * B * G,), np.float64))
+        else:
+            part = cells.rnn_backward(xk, lengths, h0, w_ih, w_hh, hs, dhs_k, dh_n, ACT[act], SLOPE,
+                                      n_chunks, empty, ws)
+        assert part[0].size == 0
+        for a, b in zip(part[1:], full[1:]):
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * max(1.0, np.abs(b).max()))
+
+
 # ----------------------------------------------------------------------------- losses
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_regression_losses_match_numpy(dtype):

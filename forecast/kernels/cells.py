@@ -391,7 +391,8 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs
 def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks, dx, ws):
     """BPTT through an Elman RNN layer.
 
-    Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``.
+    Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``; an empty ``dx`` (``dx.size ==
+    0``) skips the input gradient.
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -433,7 +434,8 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
             dh0[b0:b1] = dh
             _weight_grads(dg, _chunk_rows(x, b0, b1), _previous_states(hs, h0, b0, b1),
                           p_ih[k], p_hh[k], p_b[k])
-            _input_grads(dg, w_ih, dx, b0)
+            if dx.size > 0:
+                _input_grads(dg, w_ih, dx, b0)
     db = _sum_partials(p_b)
     return dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh), db, db.copy()
 
@@ -533,18 +535,22 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
     of ``h_{t-1}``. The weight gradient is one product ``dg.T @ [x, h_prev]`` per block
     of ``BLOCK_STEPS`` steps, taken while the block's gate gradients are still in cache
     (the chunk reuses the first block of its workspace region).
+
+    An empty ``dx`` (``dx.size == 0``) skips the input gradient: the per-step product
+    then uses ``w_hh`` alone (training never needs the first layer's ``dx``).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
     GH = 4 * H
     K = I + H
+    I0 = I if dx.size > 0 else 0  # leading columns of the per-step product: dx_t
     dt = x.dtype
     dh0 = np.empty((B, H), dt)
     dc0 = np.empty((B, H), dt)
     p_cat = np.zeros((n_chunks, GH, K), dt)
     p_b = np.zeros((n_chunks, GH), dt)
     one = dt.type(1.0)
-    w_cat = _concat_weights(w_ih, w_hh)
+    w_back = _concat_weights(w_ih, w_hh) if I0 > 0 else np.ascontiguousarray(w_hh)
     S = min(BLOCK_STEPS, T)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
@@ -553,7 +559,7 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
             dg = ws[b0 * T * GH:(b0 * T + S * nb) * GH].reshape(S * nb, GH)  # ring of S steps
             xhb = np.empty((S * nb, K), dt)  # the block's [x_t, h_{t-1}] rows
             dg4 = dg.reshape(S * nb, 4, H)
-            prod = np.empty((nb, K), dt)
+            prod = np.empty((nb, I0 + H), dt)
             tc = np.empty(H, dt)
             db = p_b[k]
             dh = dh_n[b0:b1].copy()
@@ -599,14 +605,14 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                             dc[bb, j] *= gates[t, b, 1, j]
                         for j in range(GH):
                             db[j] += dg[r, j]
-                _mm(dg[s * nb:(s + 1) * nb], w_cat, prod, 0.0, False, False)
+                _mm(dg[s * nb:(s + 1) * nb], w_back, prod, 0.0, False, False)
                 for bb in range(nb):
                     b = b0 + bb
-                    for i in range(I):
+                    for i in range(I0):
                         dx[t, b, i] = prod[bb, i]
                     if t < lengths[b]:
                         for j in range(H):
-                            dh[bb, j] = prod[bb, I + j]
+                            dh[bb, j] = prod[bb, I0 + j]
                 if s == 0:  # block [t, t + n) complete
                     n = min(S, T - t) * nb
                     _mm(dg[:n], xhb[:n], p_cat[k], 1.0, True, False)
@@ -701,7 +707,8 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx,
     The gate gradients of the input side (``dgi``) and of the recurrent side (``dgh``,
     which differs in the ``n`` block) live in rings of ``BLOCK_STEPS`` steps (the first
     block of each chunk's workspace region); per block, ``dgi.T @ x`` and
-    ``dgh.T @ h_prev`` accumulate the weight gradients and ``dgi @ w_ih`` gives ``dx``.
+    ``dgh.T @ h_prev`` accumulate the weight gradients and ``dgi @ w_ih`` gives ``dx``
+    (skipped when ``dx`` is empty, ``dx.size == 0``).
     """
     T, B, I = x.shape
     H = w_hh.shape[1]
@@ -779,11 +786,12 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx,
                     m = n * nb
                     _mm(dgi2[:m], xhb[:m, :I], p_ih[k], 1.0, True, False)
                     _mm(dgh2[:m], xhb[:m, I:], p_hh[k], 1.0, True, False)
-                    _mm(dgi2[:m], w_ih, dxb[:m], 0.0, False, False)
-                    for s2 in range(n):
-                        for bb in range(nb):
-                            for i in range(I):
-                                dx[t + s2, b0 + bb, i] = dxb[s2 * nb + bb, i]
+                    if dx.size > 0:
+                        _mm(dgi2[:m], w_ih, dxb[:m], 0.0, False, False)
+                        for s2 in range(n):
+                            for bb in range(nb):
+                                for i in range(I):
+                                    dx[t + s2, b0 + bb, i] = dxb[s2 * nb + bb, i]
             dh0[b0:b1] = dh
     return (dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh),
             _sum_partials(p_bi), _sum_partials(p_bh))
