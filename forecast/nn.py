@@ -74,6 +74,12 @@ class Adam:
             raise ConfigError(f"clip_norm must be positive or None, got {self.clip_norm!r}")
 
 
+def _stack(arrays):
+    """``np.stack`` of per-layer arrays; one layer (the common case) is a new axis on
+    the kernel's own fresh array instead of a copy (``np.stack`` costs ~7 us a call)."""
+    return arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)
+
+
 def _n_chunks(batch: int) -> int:
     """Number of parallel batch chunks: a function of the batch size only."""
     return int(max(1, min(MAX_CHUNKS, batch // CHUNK_ROWS)))
@@ -390,9 +396,9 @@ class RecurrentNet:
         _pin_kernel_blas()
         with _threads_for(nch):
             layers, h_n, c_n, inp = self._run_layers(x, lengths, state, nch, act)
-        final = np.stack(h_n)
+        final = _stack(h_n)
         if self.cell == "lstm":
-            final = (final, np.stack(c_n))
+            final = (final, _stack(c_n))
         return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
 
     def _run_layers(self, x, lengths, state, nch, act):
@@ -468,9 +474,9 @@ class RecurrentNet:
             gv[f"rnn.bias_hh_l{k}"][...] = dbh
             dh0s[k] = dh0
             dhs = dx
-        d0 = np.stack(dh0s)
+        d0 = _stack(dh0s)
         if self.cell == "lstm":
-            d0 = (d0, np.stack(dc0s))
+            d0 = (d0, _stack(dc0s))
         return (dhs if need_dx else None), d0
 
     def _layer(self, k, views):
