@@ -26,8 +26,12 @@ Conventions (shared by every cell)
   (``prange``). The split depends only on the arguments, never on the thread count,
   and per-chunk weight-gradient partials are summed in a fixed order, so results are
   bit-identical for any number of threads.
-* Matrix products go to BLAS through ``np.dot`` (scipy must be installed); callers
-  keep BLAS single-threaded while a parallel kernel runs (see ``forecast.nn``).
+* Matrix products go to BLAS (scipy must be installed) through ``np.dot`` or ``_mm``,
+  which calls the same ``gemm`` with row strides and ``beta`` so products land straight
+  in their destination; callers keep BLAS single-threaded while a parallel kernel runs
+  (see ``forecast.nn``). The LSTM and GRU kernels keep only ``BLOCK_STEPS`` steps of
+  gate gradients (the start of each chunk's workspace region) and take the weight
+  gradients per block; an empty ``dx`` tells a backward kernel to skip the input gradient.
 
 Helpers live in this file on purpose: Numba's on-disk cache only notices edits to the
 file that defines a kernel.
