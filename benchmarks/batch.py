@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -62,6 +63,7 @@ def make_series(folder: Path, n: int, seed: int = 0) -> dict[str, int]:
 BATCH = """
 output = "{out}"
 workers = {workers}
+threads_per_worker = {threads}
 reports = {reports}
 
 [defaults]
@@ -99,11 +101,14 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run(folder: Path, data: Path, workers: int, epochs: int, reports: bool, tag: str):
+def run(folder: Path, data: Path, workers: int, epochs: int, reports: bool, tag: str,
+        threads: int | None = None):
     out = folder / f"out-{tag}"
+    shutil.rmtree(out, ignore_errors=True)  # a fresh run, not a resumed one
     toml = folder / f"{tag}.toml"
+    threads = threads or max(1, (os.cpu_count() or 1) // workers)
     toml.write_text(BATCH.format(out=out, workers=workers, epochs=epochs, data=data,
-                                 reports=str(reports).lower()))
+                                 reports=str(reports).lower(), threads=threads))
     cmd = [sys.executable, "-m", "forecast.cli", "--quiet", "batch", "run", str(toml),
            "--run-id", "bench"]
     peak = [0]
@@ -152,6 +157,8 @@ def main(argv=None) -> None:
                     help="series in the 1-worker vs 2-worker comparison")
     ap.add_argument("--no-reports", action="store_true", help="skip per-series HTML reports")
     ap.add_argument("--keep", help="keep the generated data and outputs in this folder")
+    ap.add_argument("--subset-only", action="store_true",
+                    help="only the 1-worker vs 2-worker comparison")
     args = ap.parse_args(argv)
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="forecast-batch-"))
     data = folder / "data"
@@ -163,8 +170,9 @@ def main(argv=None) -> None:
                    check=True)
     reports = not args.no_reports
     rows = []
-    wall, peak, manifest = run(folder, data, 2, args.epochs, reports, "full")
-    rows.append(describe(f"all {args.series} series", wall, peak, manifest, 2))
+    if not args.subset_only:
+        wall, peak, manifest = run(folder, data, 2, args.epochs, reports, "full")
+        rows.append(describe(f"all {args.series} series", wall, peak, manifest, 2))
     # speed-up of 2 workers over 1, on a subset
     sub = folder / "subset"
     sub.mkdir(exist_ok=True)
@@ -172,13 +180,22 @@ def main(argv=None) -> None:
         target = sub / p.name
         if not target.exists():
             target.symlink_to(p)
+    single = run(folder, sub, 1, args.epochs, reports, "single", threads=1)
     one = run(folder, sub, 1, args.epochs, reports, "one")
     two = run(folder, sub, 2, args.epochs, reports, "two")
-    rows.append(describe(f"subset, 1 worker x 2 threads", one[0], one[1], one[2], 1))
-    rows.append(describe(f"subset, 2 workers x 1 thread", two[0], two[1], two[2], 2))
+    rows.append(describe("subset, 1 worker x 1 thread", single[0], single[1], single[2], 1))
+    rows.append(describe("subset, 1 worker x 2 threads", one[0], one[1], one[2], 1))
+    rows.append(describe("subset, 2 workers x 1 thread", two[0], two[1], two[2], 2))
     for r in rows:
         print(json.dumps(r))
-    full = rows[0]
+    if not args.subset_only:
+        _print_full(rows[0])
+    print(f"speed-up of 2 workers over 1 ({args.speedup_series} series): "
+          f"{single[0] / two[0]:.2f}x against 1 worker with 1 thread, "
+          f"{one[0] / two[0]:.2f}x against 1 worker with 2 Numba threads")
+
+
+def _print_full(full: dict) -> None:
     print(f"\n{full['series']} series in {full['wall_s']:.0f} s wall ({full['wall_s'] / 60:.1f} "
           f"min; target 10 min): {full['series_per_s']:.2f} series/s; "
           f"statuses {full['counts']}")
@@ -186,8 +203,6 @@ def main(argv=None) -> None:
           f"overhead outside training {full['overhead_s_per_series']:.3f} s per series "
           f"(of which HTML report {full['report_s_per_series']:.3f} s, in the worker)")
     print(f"peak memory of coordinator + workers: {full['peak_rss_mb']} MB (target 2048 MB)")
-    print(f"speed-up of 2 workers over 1 ({args.speedup_series} series): "
-          f"{one[0] / two[0]:.2f}x")
 
 
 if __name__ == "__main__":
