@@ -901,8 +901,13 @@ def _batch_report(ctx, manifest: dict, run_dir, resumed: int = 0, stale=None) ->
               + (f", {c.get('pending', 0)} pending" if c.get("pending") else "")
               + (f" ({resumed} resumed)" if resumed else "")
               + (f" in {secs:.0f} s" if secs is not None else ""), err=False)
-    _say(ctx, f"summary: {Path(run_dir) / 'summary.html'}  forecasts: "
-              f"{Path(run_dir) / 'forecasts.csv'}", err=False)
+    if (Path(run_dir) / "summary.html").is_file():
+        _say(ctx, f"summary: {Path(run_dir) / 'summary.html'}  forecasts: "
+                  f"{Path(run_dir) / 'forecasts.csv'}", err=False)
+    elif manifest.get("state") != "finished":
+        _say(ctx, f"the summary page and the combined forecasts are written when the run "
+                  f"finishes; resume it with: forecast batch run <batch file> --run-id "
+                  f"{manifest['run_id']}", err=False)
 
 
 @batch_app.command("validate")

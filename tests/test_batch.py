@@ -397,7 +397,7 @@ def _alive(pid: int) -> bool:
     return stat.exists() and stat.read_text().split(")")[-1].split()[0] != "Z"
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
 def test_a_killed_run_resumes_with_every_series_exactly_once(tmp_path, sig):
     make_series(tmp_path / "data", 8, 300)
     path = write_batch(tmp_path, top="", defaults=DEFAULTS.replace("epochs = 2", "epochs = 6"))
@@ -418,10 +418,13 @@ def test_a_killed_run_resumes_with_every_series_exactly_once(tmp_path, sig):
             proc.kill()
     done_before = len(list(run_dir.glob("series/*/result.json")))
     assert done_before < 8, "the run finished before it could be killed; make it longer"
-    if sig == signal.SIGTERM:
-        assert proc.returncode == 143
-        assert "resume" in proc.stderr.read()
+    if sig != signal.SIGKILL:  # SIGTERM (systemd stop) or Ctrl-C: a clean stop
+        assert proc.returncode == (143 if sig == signal.SIGTERM else 130)
+        err = proc.stderr.read()
+        assert "resume" in err and "Traceback" not in err
         assert json.loads((run_dir / "manifest.json").read_text())["state"] == "interrupted"
+        status = runner.invoke(app, ["batch", "status", str(tmp_path / "out")])
+        assert "nightly: interrupted" in status.output and status.exit_code == 3
     else:
         assert proc.returncode == -signal.SIGKILL
         status = runner.invoke(app, ["batch", "status", str(tmp_path / "out")])
