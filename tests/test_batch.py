@@ -328,7 +328,7 @@ def test_dask_engine_on_a_local_cluster_gives_the_local_bits(clean_folder, local
 
 
 def test_dask_engine_without_a_scheduler_is_a_clear_error(clean_folder):
-    path = write_batch(clean_folder, top='engine = "dask"')
+    path = write_batch(clean_folder, top='engine = "dask"\nscheduler_timeout = 2')
     result = runner.invoke(app, ["batch", "run", str(path)])
     assert result.exit_code == 1 and "needs a scheduler address" in result.output
     result = runner.invoke(app, ["batch", "run", str(path), "--scheduler", "tcp://127.0.0.1:9"])

@@ -67,6 +67,7 @@ _TOP_KEYS = {
     "workers": "local engine: worker processes (default: the CPU cores)",
     "threads_per_worker": "Numba threads in each worker (default: cores / workers)",
     "scheduler": "dask engine: scheduler address, e.g. tcp://10.0.0.5:8786",
+    "scheduler_timeout": "dask engine: seconds to wait for the scheduler (default 20)",
     "reports": "write an HTML report per series (default true)",
     "defaults": "table: settings for every series",
     "refit": "table: when to refit a saved model",
@@ -161,6 +162,7 @@ class BatchConfig:
     workers: int | None = None
     threads_per_worker: int | None = None
     scheduler: str | None = None
+    scheduler_timeout: float = 20.0
     reports: bool = True
     refit: RefitPolicy = RefitPolicy()
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -244,6 +246,10 @@ def parse_config(data: dict[str, Any], base: Path, label: str = "batch file") ->
     if threads is not None and threads < 1:
         raise ConfigError(f"{label}: threads_per_worker must be >= 1, got {threads}")
     scheduler = _get(data, "scheduler", str, label, None)
+    sched_timeout = _get(data, "scheduler_timeout", (int, float), label, 20.0)
+    if not math.isfinite(sched_timeout) or sched_timeout <= 0:
+        raise ConfigError(f"{label}: scheduler_timeout must be a number of seconds > 0, got "
+                          f"{sched_timeout}")
     reports = _get(data, "reports", bool, label, True)
 
     defaults = _table(data, "defaults", label)
@@ -316,7 +322,8 @@ def parse_config(data: dict[str, Any], base: Path, label: str = "batch file") ->
         overrides[str(uid)] = _normalise(table, where)
         _settings({**defaults, **overrides[str(uid)]}, where)
     return BatchConfig(path=base, output=output, engine=engine, workers=workers,
-                       threads_per_worker=threads, scheduler=scheduler, reports=reports,
+                       threads_per_worker=threads, scheduler=scheduler,
+                       scheduler_timeout=float(sched_timeout), reports=reports,
                        refit=refit, defaults=defaults, sources=tuple(sources),
                        overrides=overrides)
 

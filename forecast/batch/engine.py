@@ -737,7 +737,8 @@ def _execute_dask(run: _Run, todo: list[SeriesItem]) -> None:
     from forecast.batch.worker import run_series
 
     try:
-        client = Client(run.config.scheduler, timeout="20s", set_as_default=False)
+        client = Client(run.config.scheduler, timeout=f"{run.config.scheduler_timeout}s",
+                        set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise BatchError(f"cannot reach the Dask scheduler at {run.config.scheduler}: {exc}; "
                          "start it (dask scheduler) or fix --scheduler") from None
