@@ -971,7 +971,7 @@ def batch_validate(ctx: typer.Context,
     cols = [("series", "series", ""), ("source", "source", ""), ("model", "model", ""),
             ("horizon", "horizon", ""), ("folds", "folds", ""), ("fallback", "fallback", ""),
             ("rows", "rows", ""), ("problem", "problem", "")]
-    shown = frame if len(frame) <= 60 else pd_head(frame)
+    shown = frame if len(frame) <= 60 else _problems_first(frame)
     _print(ctx, _table(f"{len(frame)} series -> {config.output} (engine {config.engine}, "
                        f"refit {config.refit.policy})", shown, cols))
     bad = int((frame["problem"] != "").sum())
@@ -982,11 +982,12 @@ def batch_validate(ctx: typer.Context,
     _say(ctx, f"{batch_file} is valid: {len(frame)} series", err=False)
 
 
-def pd_head(frame):
-    """The problem rows first, then the others, 60 rows at most."""
-    bad = frame[frame["problem"] != ""]
-    return bad.head(60) if len(bad) >= 60 else \
-        __import__("pandas").concat([bad, frame[frame["problem"] == ""].head(60 - len(bad))])
+def _problems_first(frame, n: int = 60):
+    """The rows with a problem first, then the others, `n` rows at most."""
+    import pandas as pd
+
+    bad = frame["problem"] != ""
+    return pd.concat([frame[bad], frame[~bad]]).head(n)
 
 
 _EXAMPLE = """\

@@ -13,10 +13,7 @@ import hashlib
 import html
 import json
 import math
-import os
 import re
-import shutil
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -26,6 +23,9 @@ import pytest
 
 from forecast.batch import summary
 from forecast.batch.summary import render_summary, sparkline, write_summary
+
+from browser import chromium as _chromium  # tests/browser.py
+from browser import run_browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 EVIL = "<script>alert(1)</script>"
@@ -360,23 +360,8 @@ def test_sparkline_edge_cases():
 
 
 # ---- in a real browser -----------------------------------------------------------------
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("chromium is not installed; .ci/run installs it with apt-get install chromium")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
-
-
-def _run_browser(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp / 'profile'}",
-           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000", *extra,
-           page.resolve().as_uri()]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=False)
+def _run_browser(page: Path, tmp: Path, *extra: str):
+    return run_browser(page, tmp, *extra, budget_ms=5000)
 
 
 def _browser_manifest() -> tuple[dict, dict]:

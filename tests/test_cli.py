@@ -289,25 +289,25 @@ def _flipped(folder):
     return "f.npz"
 
 
-def _tampered(folder):
-    """A consistent zip whose manifest was edited (the model file's checksum notices)."""
+def _edited_manifest(folder, name, edit):
+    """A consistent zip, `name`, whose manifest `edit(manifest)` changed."""
     with np.load(folder / "model.npz", allow_pickle=False) as z:
         entries = {n: z[n] for n in z.files}
     manifest = json.loads(bytes(entries["manifest"]).decode())
-    manifest["model"]["state"]["params"]["lookback"] = 5
+    edit(manifest)
     entries["manifest"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
-    np.savez(folder / "t.npz", **entries)
-    return "t.npz"
+    np.savez(folder / name, **entries)
+    return name
+
+
+def _tampered(folder):
+    """A manifest edited after saving (the model file's checksum notices)."""
+    return _edited_manifest(folder, "t.npz",
+                            lambda m: m["model"]["state"]["params"].update(lookback=5))
 
 
 def _future_version(folder):
-    with np.load(folder / "model.npz", allow_pickle=False) as z:
-        entries = {n: z[n] for n in z.files}
-    manifest = json.loads(bytes(entries["manifest"]).decode())
-    manifest["format_version"] = 99
-    entries["manifest"] = np.frombuffer(json.dumps(manifest).encode(), np.uint8)
-    np.savez(folder / "v.npz", **entries)
-    return "v.npz"
+    return _edited_manifest(folder, "v.npz", lambda m: m.update(format_version=99))
 
 
 def _pickled(folder):

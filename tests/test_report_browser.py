@@ -6,10 +6,7 @@ where `.ci/run` installs it."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,26 +14,9 @@ from typer.testing import CliRunner
 
 from forecast.cli import app
 
+from browser import run_browser as _run_browser  # tests/browser.py
+
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail("chromium is not installed; .ci/run installs it with apt-get install chromium")
-    pytest.skip("chromium is not installed (apt-get install chromium)")
-
-
-def _run_browser(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", "--disable-extensions", f"--user-data-dir={tmp / 'profile'}",
-           "--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", *extra,
-           page.resolve().as_uri()]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 
 def _check_page(page: Path, tmp: Path, shot: str) -> None:

@@ -122,24 +122,12 @@ class SeriesSettings:
     freq: str | None = None
     missing_values: tuple | None = None
 
-    def load_options(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key in _LOAD_KEYS:
-            value = getattr(self, key)
-            if value is not None and not (key == "gaps" and value == "error"):
-                out[key] = value
-        return out
+    def data_spec(self, source: str, id_col: str | None = None):
+        """How to read `source`, as the `forecast.workflows.DataSpec` that `fit` uses
+        (`workflows.load_data` reads it; its ``options()`` go into model files)."""
+        from forecast.workflows import DataSpec
 
-    def to_dict(self) -> dict[str, Any]:
-        out = {}
-        for key in SERIES_KEYS:
-            value = getattr(self, key)
-            if key == "params":
-                value = dict(value)
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[key] = value
-        return out
+        return DataSpec(source, id_col=id_col, **{k: getattr(self, k) for k in _LOAD_KEYS})
 
 
 @dataclass(frozen=True)
@@ -168,7 +156,6 @@ class BatchConfig:
     defaults: dict[str, Any] = field(default_factory=dict)
     sources: tuple[SourceSpec, ...] = ()
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    text_sha256: str = ""
 
     def settings_for(self, source: SourceSpec, uid: str) -> SeriesSettings:
         """Defaults, then the source's own keys, then ``[series.ID]``."""
@@ -225,8 +212,7 @@ def load_config(path) -> BatchConfig:
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
     config = parse_config(data, path.resolve().parent, label=str(path))
-    return replace(config, path=path.resolve(),
-                   text_sha256=hashlib.sha256(raw).hexdigest())
+    return replace(config, path=path.resolve())
 
 
 def parse_config(data: dict[str, Any], base: Path, label: str = "batch file") -> BatchConfig:

@@ -27,7 +27,6 @@ import json
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -75,7 +74,7 @@ def plan_series(config: BatchConfig) -> list[SeriesItem]:
     """Every series of `config` in order (sources in file order, files sorted, ids in
     order of appearance). Long-format files are read here to find their ids. Raises
     `ConfigError` for ids that clash or ``[series.ID]`` tables matching no series."""
-    from forecast import data as fdata
+    from forecast.workflows import load_data
 
     items: list[SeriesItem] = []
     for src in config.sources:
@@ -87,7 +86,7 @@ def plan_series(config: BatchConfig) -> list[SeriesItem]:
                 continue
             base = config.settings_for(src, "\0")  # long format: file-level load options
             try:
-                whole = fdata.load(file, id_col=src.id_col, **base.load_options())
+                whole = load_data(base.data_spec(file, src.id_col))
             except ForecastError as exc:
                 uid = Path(file).stem
                 items.append(SeriesItem(len(items), uid, slugify(uid), src, file, base,
@@ -130,14 +129,14 @@ def load_series(item: SeriesItem, as_of=None):
 
     import pandas as pd
 
-    from forecast import data as fdata
+    from forecast.workflows import load_data
 
     if item.error is not None:
         raise DataError(item.error)
     if item.frame_dataset is not None:
         ds = item.frame_dataset.series(item.uid)
     else:
-        ds = fdata.load(item.file, **item.settings.load_options())
+        ds = load_data(item.settings.data_spec(item.file))
     ds = replace(ds, name=item.uid)
     if as_of is not None:
         cut = pd.Timestamp(as_of)
@@ -841,7 +840,3 @@ def manifest_exit_code(manifest: dict[str, Any]) -> int:
         return EXIT_PARTIAL
     return EXIT_OK if c.get("failed", 0) == 0 and c.get("fallback", 0) == 0 \
         and c.get("pending", 0) == 0 else EXIT_PARTIAL
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("use `forecast batch run`")

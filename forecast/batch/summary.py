@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from forecast import __version__
 from forecast.io import atomic_write
+from forecast.report import _CSS as _REPORT_CSS
 
 __all__ = ["render_summary", "sparkline", "write_summary"]
 
@@ -39,18 +40,10 @@ SPARK_W, SPARK_H, SPARK_PAD = 160, 36, 3
 ERROR_SHOWN = 240  # characters of an error message shown in the table (all in the tooltip)
 ERROR_TITLE = 2000
 
-# The house style of forecast.report (fonts, header, sections, tables, good/bad colours),
-# plus the table, badges and sparklines of this page.
-_CSS = """
-body{font-family:-apple-system,Segoe UI,Roboto,Helvetica,Arial,sans-serif;margin:0;color:#222;background:#fafafa}
-header{background:#1f2937;color:#fff;padding:18px 32px}header h1{margin:0;font-size:22px}
-header p{margin:4px 0 0;color:#cbd5e1;font-size:13px}main{max-width:1440px;margin:0 auto;padding:16px 32px}
-section{background:#fff;border:1px solid #e5e7eb;border-radius:8px;margin:16px 0;padding:12px 16px}
-h2{font-size:17px;margin:4px 0 10px}table{border-collapse:collapse;font-size:13px}
-th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:right}th{background:#f3f4f6}
-td:first-child,th:first-child{text-align:left}.good{color:#15803d;font-weight:600}.bad{color:#b91c1c}
-.kv td{text-align:left}.kv td:first-child{color:#555;padding-right:18px}
-.note{color:#555;font-size:13px;margin:8px 0}a{color:#1d4ed8}
+# forecast.report's stylesheet (fonts, header, sections, tables, good/bad colours), a
+# wider page, and the table, badges and sparklines of this page.
+_CSS = _REPORT_CSS + """
+main{max-width:1440px}.kv td:first-child{color:#555;padding-right:18px}.note{margin:8px 0}
 .ov{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 .tiles{display:flex;flex-wrap:wrap;gap:10px;flex:1 1 420px;align-content:flex-start}
 .tile{border:1px solid #e5e7eb;border-radius:8px;padding:8px 14px;min-width:88px;background:#fff}

@@ -266,11 +266,10 @@ def _fit(task: SeriesTask, ds, horizon: int, name: str, res: SeriesResult) -> No
     res.forecast = model.predict()
     res.seconds["predict"] = time.perf_counter() - t0
     res.model = name
-    extra = {"fit_seconds": round(res.seconds["fit"], 3), "load_options": s.load_options(),
+    extra = {"fit_seconds": round(res.seconds["fit"], 3),
+             "load_options": s.data_spec(task.source).options(),
              "data_source": task.source, "loss_history": losses,
              "batch_as_of": task.run_as_of}
-    extra["load_options"] = {k: list(v) if isinstance(v, tuple) else v
-                             for k, v in extra["load_options"].items()}
     res.model_bytes = io.dump_model(model, ds, name=name,
                                     backtest=wf.backtest_metrics(bt.result if bt else None, name),
                                     extra=extra)
