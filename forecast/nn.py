@@ -15,11 +15,13 @@ state). Gate order is PyTorch's (LSTM ``i, f, g, o``; GRU ``r, z, n``).
 
 Variable-length batches pass ``lengths`` (right padding): padded steps do not change
 the state and get no gradient, and the head reads the state after each sample's last
-valid step, so a padded sample gives the same result as running it alone.
+valid step, so a padded sample gives the same result as running it alone (to rounding:
+a BLAS kernel may round a row differently in a call with another number of rows).
 
 The batch is split into chunks whose number depends only on the batch size, and
 per-chunk results are combined in a fixed order, so for a fixed seed two runs give
-bit-identical weights whatever the number of threads.
+bit-identical weights whatever the number of threads (on one machine: another CPU's BLAS
+kernels may round differently, so results there agree to rounding, not bits).
 """
 
 from __future__ import annotations

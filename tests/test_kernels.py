@@ -370,13 +370,16 @@ def test_step_by_step_equals_whole_sequence(cell, act):
 
 
 @pytest.mark.parametrize("cell,act", CELL_CASES)
-def test_kernels_never_modify_their_inputs_and_chunking_is_exact(cell, act):
+def test_kernels_never_modify_their_inputs_and_chunking_agrees_to_rounding(cell, act):
     """Forward and backward leave every argument (and the forward cache) untouched.
 
-    Chunking: any split whose chunks hold >= 2 samples gives bit-identical outputs;
-    1-sample and empty chunks (more chunks than samples) agree to rounding (the BLAS may
-    route a one-row product to gemv, which sums in another order). Gradients agree to
-    rounding for every split (per-chunk partials are summed)."""
+    Chunking: every split (empty chunks included, when there are more chunks than
+    samples) gives outputs and gradients that agree to rounding with one chunk, and the
+    same split run again gives the same bits. Bit-identity across splits is not
+    promised: each chunk's products are one BLAS call over its rows, and a BLAS kernel
+    may round a row differently with the number of rows in the call (OpenBLAS's Haswell
+    kernels do; a one-row product may also go to gemv), and per-chunk weight-gradient
+    partials are summed."""
     rng = np.random.default_rng(40)
     B, T, I, H = 8, 6, 3, 4
     x, lengths = ragged_batch(rng, B, T, I)
@@ -398,15 +401,16 @@ def test_kernels_never_modify_their_inputs_and_chunking_is_exact(cell, act):
             np.testing.assert_array_equal(a, b)
         for a, b in zip(out, out_before):
             np.testing.assert_array_equal(a, b)
+        again = raw_forward(cell, xk, lengths, h0, c0, w, act, n_chunks)
+        for a, b in zip(out, again):
+            np.testing.assert_array_equal(a, b, err_msg=f"n_chunks={n_chunks}")
         results[n_chunks] = (out, grads)
     out1, grads1 = results[1]
     n_outputs = 3 if cell == "lstm" else 2  # hs, h_n (, c_n); the rest is cache
     for n_chunks, (out, grads) in results.items():
         for a, b in zip(out[:n_outputs], out1[:n_outputs]):
-            if n_chunks <= B // 2:
-                np.testing.assert_array_equal(a, b, err_msg=f"n_chunks={n_chunks}")
-            else:
-                np.testing.assert_allclose(a, b, rtol=0, atol=1e-14 * max(1.0, np.abs(b).max()))
+            np.testing.assert_allclose(a, b, rtol=0, atol=1e-14 * max(1.0, np.abs(b).max()),
+                                       err_msg=f"n_chunks={n_chunks}")
         for a, b in zip(grads, grads1):
             np.testing.assert_allclose(a, b, rtol=0, atol=1e-13 * max(1.0, np.abs(b).max()))
     # padded steps get no input gradient

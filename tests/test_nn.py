@@ -227,30 +227,46 @@ def test_n_chunks_depends_on_batch_size_only(monkeypatch):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("cell,act", CELL_CASES)
-def test_chunk_count_does_not_change_results(cell, act, dtype, monkeypatch):
-    """1, 3, 9 or 16 chunks: forward bit-identical, gradients equal to rounding."""
+def test_chunk_count_changes_results_only_to_rounding(cell, act, dtype, monkeypatch):
+    """1, 3, 9 or 16 chunks: forward, loss and gradients agree to rounding, and each
+    split repeats itself bit for bit.
+
+    Bit-identity across chunk counts is not a promise of the design, and it does not
+    hold on every CPU: each chunk's per-step products are one BLAS ``gemm`` over that
+    chunk's rows, and OpenBLAS's Haswell (AVX2) kernels round a row differently
+    depending on how many rows the call has and where the row falls in the kernel's
+    row blocks (8e-15 relative in float64 seen here; the AVX-512 kernels happened to
+    agree). What users are promised is weaker and holds everywhere: the split depends on
+    the batch size alone, never on the thread count, so the same batch always gives the
+    same bits (see ``test_results_bit_identical_for_any_thread_count``)."""
     net = make_net(cell, act, 2, n_hidden=6, dtype=dtype, seed=2)
     rng = np.random.default_rng(9)
     B = 48
     x, lengths = ragged(rng, B, 7, 3, dtype=dtype)
     y = rng.standard_normal((B, 2)).astype(dtype)
+
+    def run():
+        hs, final, cache = net.forward_sequence(x, lengths)
+        out = net.forward(x, lengths)
+        loss, grads = net.loss_and_grad(x, y, lengths=lengths)
+        return cache["n_chunks"], (hs, *state_arrays(final), out, flat_grads(net, grads)), loss
+
     runs = []
     for rows, n_chunks in ((1000, 1), (16, 3), (5, 9), (3, 16)):
         monkeypatch.setattr(fnn, "CHUNK_ROWS", rows)
-        hs, final, cache = net.forward_sequence(x, lengths)
-        assert cache["n_chunks"] == n_chunks
-        out = net.forward(x, lengths)
-        loss, grads = net.loss_and_grad(x, y, lengths=lengths)
-        runs.append((hs, state_arrays(final), out, loss, flat_grads(net, grads)))
-    hs1, final1, out1, loss1, g1 = runs[0]
-    tol = 1e-12 if dtype == "float64" else 1e-5
-    for hs, final, out, loss, g in runs[1:]:
-        np.testing.assert_array_equal(hs, hs1)
-        for a, b in zip(final, final1):
+        got_chunks, arrays, loss = run()
+        assert got_chunks == n_chunks
+        _, again, loss_again = run()  # a fixed split is exactly reproducible
+        for a, b in zip(arrays, again):
             np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(out, out1)
-        assert loss == loss1
-        assert max_rel_err(g, g1) < tol
+        assert loss == loss_again
+        runs.append((arrays, loss))
+    (arrays1, loss1) = runs[0]
+    tol = 1e-12 if dtype == "float64" else 1e-5
+    for arrays, loss in runs[1:]:
+        for a, b in zip(arrays, arrays1):
+            assert max_rel_err(a, b) < tol
+        assert abs(loss - loss1) <= tol * abs(loss1)
 
 
 def _thread_results(n_threads):

@@ -3,7 +3,8 @@
 `run_series` is the unit of work every engine runs (in a local worker process or on a
 Dask worker). It is a pure function of its `SeriesTask`: it reads no file and writes
 none (the coordinator loads the data and writes every output), so the same task gives
-the same bits wherever it runs, and a worker on another machine needs no shared disk.
+the same bits on every worker of the same kind (CPU and BLAS build; workers on other CPUs
+agree to rounding), and a worker on another machine needs no shared disk.
 It never raises for a problem of the series itself: a bad series becomes a ``failed``
 (or ``fallback``) `SeriesResult` with the error message.
 """
