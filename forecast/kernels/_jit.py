@@ -27,6 +27,13 @@ FASTMATH = _flag("FORECAST_NUMBA_FASTMATH", "0")
 DISABLED = _flag("FORECAST_NUMBA_DISABLE", "0")
 
 
+#: Numba's parallel options for ``@kernel(parallel=True)``: only ``prange`` loops run in
+#: parallel.
+PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False,
+               "inplace_binop": False, "setitem": False, "numpy": False, "stencil": False,
+               "fusion": False}
+
+
 def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     """Compile ``fn`` with the project's settings (nopython, cached, optionally parallel).
 
@@ -42,7 +49,9 @@ def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
             return f
         opts = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
         if parallel:
-            opts["parallel"] = True
+            # prange only: NumPy calls and array expressions stay serial loops (each
+            # chunk's work is serial anyway), which saves compiling a gufunc for each
+            opts["parallel"] = dict(PRANGE_ONLY)
         if inline:
             opts["inline"] = "always"
         return numba.njit(**opts)(f)

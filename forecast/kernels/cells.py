@@ -252,6 +252,16 @@ def _chunk(B, n_chunks, k):
 
 
 @kernel
+def _put_rows(dst, b0, src):
+    """``dst[b0:b0 + len(src)] = src`` for 2-D arrays, as a plain loop: Numba's slice
+    assignment compiles a formatted shape-mismatch message (its string machinery takes
+    several seconds of every cold compile)."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            dst[b0 + i, j] = src[i, j]
+
+
+@kernel
 def _chunk_rows(a, b0, b1):
     """Copy ``a[:, b0:b1]`` of a time-major ``(T, B, F)`` array into ``(T * nb, F)`` rows."""
     T, F = a.shape[0], a.shape[2]
@@ -296,9 +306,9 @@ def _weight_grads(dg, x_rows, hprev_rows, dw_ih, dw_hh, db):
     T, nb, G, H = dg.shape
     flat = dg.reshape(T * nb, G * H)
     if x_rows is not None:
-        dw_ih[:, :] = np.dot(flat.T, x_rows)
+        _put_rows(dw_ih, 0, np.dot(flat.T, x_rows))
     if hprev_rows is not None:
-        dw_hh[:, :] = np.dot(flat.T, hprev_rows)
+        _put_rows(dw_hh, 0, np.dot(flat.T, hprev_rows))
     for j in range(G * H):
         db[j] = 0
     for r in range(T * nb):
@@ -387,7 +397,7 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs
                                 hs[t, b, j] = v if v > zero else v * slope_t
                         for j in range(H):
                             h[bb, j] = hs[t, b, j]
-            h_n[b0:b1] = h
+            _put_rows(h_n, b0, h)
     return hs, h_n
 
 
@@ -435,7 +445,7 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
                                 dg[t, bb, 0, j] = d if hs[t, b, j] > zero else d * slope_t
                 dhp = np.dot(dg[t].reshape(nb, H), w_hh)
                 _carry_valid(dh, dhp, lengths, b0, t)
-            dh0[b0:b1] = dh
+            _put_rows(dh0, b0, dh)
             _weight_grads(dg, _chunk_rows(x, b0, b1), _previous_states(hs, h0, b0, b1),
                           p_ih[k], p_hh[k], p_b[k])
             if dx.size > 0:
@@ -521,7 +531,7 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
             for bb in range(nb):
                 for j in range(H):
                     h_n[b0 + bb, j] = xh[bb, I + j]
-            c_n[b0:b1] = c
+            _put_rows(c_n, b0, c)
     return hs, h_n, c_n, gates, cs
 
 
@@ -620,8 +630,8 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                 if s == 0:  # block [t, t + n) complete
                     n = min(S, T - t) * nb
                     _mm(dg[:n], xhb[:n], p_cat[k], 1.0, True, False)
-            dh0[b0:b1] = dh
-            dc0[b0:b1] = dc
+            _put_rows(dh0, b0, dh)
+            _put_rows(dc0, b0, dc)
     dw = _sum_partials(p_cat)
     db = _sum_partials(p_b)
     return (dx, dh0, dc0, np.ascontiguousarray(dw[:, :I]), np.ascontiguousarray(dw[:, I:]),
@@ -700,7 +710,7 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
                             hs[t, b, j] = n + cache[t, b, 1, j] * (h[bb, j] - n)
                         for j in range(H):
                             h[bb, j] = hs[t, b, j]
-            h_n[b0:b1] = h
+            _put_rows(h_n, b0, h)
     return hs, h_n, cache
 
 
@@ -796,6 +806,6 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx,
                             for bb in range(nb):
                                 for i in range(I):
                                     dx[t + s2, b0 + bb, i] = dxb[s2 * nb + bb, i]
-            dh0[b0:b1] = dh
+            _put_rows(dh0, b0, dh)
     return (dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh),
             _sum_partials(p_bi), _sum_partials(p_bh))
