@@ -224,6 +224,9 @@ class _Bars:
     def __call__(self, event) -> None:
         if self.quiet:
             return
+        if event.stage == "compile":
+            self._compile(event)
+            return
         if not self.live:
             if event.stage == "model" and event.step and event.step == event.total:
                 typer.echo(f"  {event.model}: done", err=True)
@@ -255,6 +258,18 @@ class _Bars:
                 self.progress.update(tid, completed=task.total)
         elif event.stage == "load":
             self.progress.console.print(f"loading {event.dataset}")
+
+    def _compile(self, event) -> None:
+        """First run on a machine: the kernels compile once (a bar per kernel done)."""
+        if not self.live:
+            if event.step == 0:
+                typer.echo(f"compiling kernels (once): {event.total} kernel(s), several at "
+                           "a time ...", err=True)
+            elif event.step == event.total:
+                typer.echo("kernels compiled and cached", err=True)
+            return
+        tid = self._task("compile", event.total, "compiling kernels (once)")
+        self.progress.update(tid, completed=event.step, info=event.model)
 
 
 def _table(title: str, frame, columns: list[tuple[str, str, str]]):
@@ -691,11 +706,12 @@ def warmup(ctx: typer.Context,
     def body():
         from forecast.workflows import warmup as run_warmup
 
-        return run_warmup(names, progress=lambda cell: _say(ctx, f"compiling {cell} ..."))
+        return run_warmup(names, progress=lambda what: _say(ctx, f"compiling {what} ..."))
 
     times = _run(ctx, body)
     for cell, seconds in times.items():
-        _say(ctx, f"{cell:5s} ready in {seconds:.1f} s", err=False)
+        label = "kernels compiled in parallel" if cell == "parallel" else f"{cell:5s} ready"
+        _say(ctx, f"{label} in {seconds:.1f} s", err=False)
 
 
 @app.command()
@@ -819,6 +835,9 @@ class _BatchBar:
                 if info.get("error"):
                     line += f": {_one_line(str(info['error']))}"
                 typer.echo(line, err=True)
+        elif stage == "compile" and info["done"] == 0:
+            typer.echo(f"compiling kernels (once): {info['total']} kernel(s), several at a "
+                       "time ...", err=True)
         elif stage == "end":
             self.close()
 

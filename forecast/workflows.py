@@ -32,9 +32,10 @@ _LOAD_FIELDS = ("target", "time_col", "id_col", "covariates", "gaps", "freq", "m
 
 @dataclass(frozen=True)
 class Event:
-    """A progress report: ``stage`` is ``load``, ``epoch``, ``fold``, ``model`` or
-    ``report``; ``step``/``total`` count folds (or models), ``info`` is the model's
-    `EpochInfo` for ``epoch`` events."""
+    """A progress report: ``stage`` is ``load``, ``compile``, ``epoch``, ``fold``,
+    ``model`` or ``report``; ``step``/``total`` count folds (or models, or kernels for
+    ``compile``: ``model`` then names the kernel done, empty before the first), ``info``
+    is the model's `EpochInfo` for ``epoch`` events."""
 
     stage: str
     model: str = ""
@@ -50,6 +51,24 @@ Progress = Callable[[Event], None]
 def _emit(progress: Progress | None, event: Event) -> None:
     if progress is not None:
         progress(event)
+
+
+def compile_kernels(models: Sequence[Any], progress: Progress | None = None) -> int:
+    """Compile, several at a time, the kernels that fitting `models` (estimators) will
+    need and that are not compiled or cached yet (see `forecast.precompile`); reports
+    ``compile`` events. Returns the number of kernels compiled (0 on a warm machine)."""
+    from forecast.precompile import precompile
+
+    pairs = []
+    for model in models:
+        params = model.get_params() if hasattr(model, "get_params") else {}
+        if params.get("cell") in RNN_MODELS:
+            pairs.append((params["cell"], str(params.get("dtype", "float32"))))
+
+    def report(done: int, total: int, job) -> None:
+        _emit(progress, Event("compile", "" if job is None else str(job), done, total))
+
+    return len(precompile(pairs, progress=report))
 
 
 # ---- data ------------------------------------------------------------------------------
@@ -191,11 +210,12 @@ def fit(data: DataSpec, spec: ModelSpec, *, folds: int = 0,
     dataset = load_data(data)
     horizon = spec.horizon or default_horizon(dataset)
     bt = None
-    if folds:
+    if folds:  # (backtest compiles the kernels the model needs first)
         bt = backtest(data, [spec], BacktestSpec(horizon=horizon, folds=folds),
                       progress=progress, dataset=dataset).result
     losses: list = []
     model = build_model(spec, horizon, _epoch_recorder(spec.name, progress, losses))
+    compile_kernels([model], progress)
     _emit(progress, Event("model", spec.name, 0, 1))
     t0 = time.perf_counter()
     model.fit(dataset)
@@ -349,6 +369,7 @@ def backtest(data: DataSpec, specs: Sequence[ModelSpec], settings: BacktestSpec,
     results, losses = [], {}
     todo = list(specs) + [ModelSpec(b, levels=settings.levels) for b in baselines
                           if b not in names]
+    compile_kernels([build_model(spec, horizon, None) for spec in specs], progress)
     for spec in todo:
         curves: list[list] = []
         fold = [0]
@@ -403,6 +424,7 @@ def demo(out_dir="reports/demo", *, models: Sequence[str] = ("gru", "lstm"), fol
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    compile_kernels([build_model(ModelSpec(m), 1, None) for m in models], progress)
     pages, runs = {}, {}
     for case in cases:
         data = DataSpec(case.dataset, target=case.target)
@@ -471,16 +493,24 @@ def recent_residuals(model, dataset, n: int = 200):
 def warmup(cells: Sequence[str] = RNN_MODELS, dtypes: Sequence[str] = ("float32",),
            progress: Callable[[str], None] | None = None) -> dict[str, float]:
     """Compile (and cache on disk) the kernels each cell uses for training and
-    forecasting, by fitting a tiny model on a synthetic series; returns seconds per cell."""
+    forecasting: the recurrent kernels several at a time in worker processes
+    (`forecast.precompile`), then the rest by fitting a tiny model on a synthetic series;
+    returns seconds per cell (the shared parallel compile is in ``"parallel"``)."""
     import numpy as np
     import pandas as pd
 
     from forecast.models import RNNForecaster
+    from forecast.precompile import precompile
 
+    out = {}
+    t0 = time.perf_counter()
+    precompile([(c, d) for c in cells for d in dtypes],
+               progress=None if progress is None else
+               (lambda done, total, job: progress(f"{done}/{total} kernels") if job else None))
+    out["parallel"] = time.perf_counter() - t0
     t = np.arange(64, dtype=np.float64)
     series = pd.Series(np.sin(t / 5.0) + 0.01 * t,
                        index=pd.date_range("2020-01-01", periods=t.size, freq="D"), name="y")
-    out = {}
     for cell in cells:
         for dtype in dtypes:
             if progress is not None:

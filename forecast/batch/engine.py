@@ -627,6 +627,27 @@ def _crashed(run: _Run, item: SeriesItem, why: str) -> None:
     _done(run, res)
 
 
+def _precompile(run: _Run, todo: list[SeriesItem]) -> None:
+    """Compile the recurrent kernels the series need once, several at a time, before
+    the workers start (otherwise every worker compiles the same kernels at once on a
+    fresh machine); nothing to do when Numba's disk cache has them."""
+    from forecast.nn import CELLS
+    from forecast.precompile import precompile
+
+    pairs = [(s.model, str(dict(s.params).get("dtype", "float32")))
+             for s in (item.settings for item in todo) if s.model in CELLS]
+
+    def report(done: int, total: int, job) -> None:
+        if job is None:
+            run.log("compile_start", kernels=total)
+        if run.progress:
+            run.progress("compile", {"done": done, "total": total,
+                                     "kernel": "" if job is None else str(job)})
+
+    if precompile(pairs, progress=report):
+        run.log("compile_done")
+
+
 def _execute_local(run: _Run, todo: list[SeriesItem]) -> None:
     """A pool of `workers` spawned processes, each running `threads` Numba threads. At
     most two tasks per worker are in flight (the coordinator loads the next series while
@@ -638,6 +659,7 @@ def _execute_local(run: _Run, todo: list[SeriesItem]) -> None:
 
     workers = min(_workers(run.config), len(todo))
     threads = _threads(run.config, workers)
+    _precompile(run, todo)
     ctx = multiprocessing.get_context("spawn")
     queue = list(todo)
     suspects: list[SeriesItem] = []
