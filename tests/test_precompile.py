@@ -102,3 +102,31 @@ def test_a_worker_that_cannot_start_leaves_the_kernel_to_compile_on_first_use(mo
     seen = []
     assert pc.precompile([("gru", "float32")], progress=lambda *a: seen.append(a)) == [job]
     assert seen == [(0, 1, None), (1, 1, job)]
+
+
+def test_plain_python_mode_fits_and_forecasts(tmp_path):
+    """FORECAST_NUMBA_DISABLE=1 (debugging) runs the kernels as plain Python, the BLAS
+    products through NumPy: a small fit and forecast work and agree with the compiled
+    kernels to rounding."""
+    script = textwrap.dedent("""
+        import json, numpy as np, pandas as pd
+        from forecast.models import RNNForecaster
+        t = np.arange(120, dtype=np.float64)
+        s = pd.Series(np.sin(t / 5.0), index=pd.date_range("2020-01-01", periods=120,
+                      freq="D"), name="y")
+        out = {}
+        for cell in ("gru", "lstm", "rnn"):
+            m = RNNForecaster(cell=cell, n_hidden=4, lookback=8, horizon=2, max_epochs=1,
+                              batch_size=16, dtype="float64", calendar=False)
+            out[cell] = m.fit(s).predict()["yhat"].tolist()
+        print(json.dumps(out))
+    """)
+    runs = []
+    for flag in ("1", "0"):
+        env = dict(os.environ, FORECAST_NUMBA_DISABLE=flag)
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                              text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    for cell in ("gru", "lstm", "rnn"):
+        np.testing.assert_allclose(runs[0][cell], runs[1][cell], rtol=1e-9, atol=1e-9)

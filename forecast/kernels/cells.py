@@ -47,6 +47,7 @@ from numba import prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
+from . import _jit
 from ._jit import kernel
 
 ACT_TANH = 0
@@ -229,7 +230,15 @@ def _xgemm(typingctx, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
     return sig, codegen
 
 
-@kernel
+def _mm_python(a, b, c, beta, ta, tb):
+    """`_mm` for ``FORECAST_NUMBA_DISABLE=1``: the same product through NumPy."""
+    prod = (a.T if ta else a) @ (b.T if tb else b)
+    if beta == 0:
+        c[...] = prod
+    else:
+        c[...] = prod + beta * c
+
+
 def _mm(a, b, c, beta, ta, tb):
     """``c = op(a) @ op(b) + beta * c`` for row-major 2-D arrays whose rows may be
     strided (unit stride along a row); ``op`` transposes when ``ta``/``tb`` is true.
@@ -244,6 +253,10 @@ def _mm(a, b, c, beta, ta, tb):
     # row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T
     _xgemm(116 if tb else 110, 116 if ta else 110, n, m, k, 1.0, b, max(ldb, 1), a,
            max(lda, 1), beta, c, max(ldc, 1))
+
+
+# compiled, the BLAS call above; as plain Python (debugging), NumPy's matmul
+_mm = _mm_python if _jit.DISABLED else kernel(_mm)
 
 
 @kernel
