@@ -135,8 +135,10 @@ class BaseForecaster:
             model = klass(**params)
             fitted = meta.get("fitted")
             if fitted is not None:
+                optional = getattr(klass, "_optional_fitted", ())
                 for name in klass._fitted_meta:
-                    setattr(model, name, _from_json(fitted[name]))
+                    value = fitted.get(name) if name in optional else fitted[name]
+                    setattr(model, name, _from_json(value))
                 for name in klass._fitted_arrays:
                     setattr(model, name, np.asarray(arrays[name]) if name in arrays else None)
                 model.fitted_ = True
