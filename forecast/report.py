@@ -165,39 +165,13 @@ class _Tables:
 
 def summary_from_forecasts(forecasts: pd.DataFrame) -> _Tables:
     """Error by step and a summary (MAE, RMSE, skill vs naive, coverage) from the
-    per-forecast rows of a backtest (columns model, step, y, yhat, interval bounds)."""
-    need = {"model", "step", "y", "yhat"}
-    missing = sorted(need - set(forecasts.columns))
-    if missing:
-        from forecast.errors import DataError
+    per-forecast rows of a backtest (columns model, step, y, yhat, interval bounds), by
+    `forecast.backtest.summary_tables` (every figure from `forecast.metrics`)."""
+    from forecast.backtest import summary_tables
 
-        raise DataError(f"the backtest table lacks column(s) {missing}; pass the file that "
-                        "`forecast backtest -o` wrote")
+    steps, summary = summary_tables(forecasts)
     levels = sorted({float(c.rsplit("_", 1)[1].replace("_", ".")) for c in forecasts.columns
                      if c.startswith("yhat_lower_")})
-
-    def metrics(g):
-        e = (g["y"] - g["yhat"]).to_numpy(np.float64)
-        ok = np.isfinite(e)
-        out = {"mae": float(np.mean(np.abs(e[ok]))), "rmse": float(np.sqrt(np.mean(e[ok] ** 2)))}
-        for lv in levels:
-            lo, hi = interval_columns(lv)
-            if lo in g:
-                y = g["y"].to_numpy()[ok]
-                out[f"coverage_{lv:g}"] = float(np.mean((y >= g[lo].to_numpy()[ok])
-                                                        & (y <= g[hi].to_numpy()[ok])))
-                out[f"width_{lv:g}"] = float(np.mean((g[hi] - g[lo]).to_numpy()[ok]))
-        return out
-
-    steps = pd.DataFrame([{"model": m, "step": s, **metrics(g)}
-                          for (m, s), g in forecasts.groupby(["model", "step"], sort=False)])
-    summary = pd.DataFrame([{"model": m, **metrics(g), "n_folds": int(g["fold"].nunique())
-                             if "fold" in g else None}
-                            for m, g in forecasts.groupby("model", sort=False)])
-    if (summary["model"] == "naive").any():
-        naive = summary.loc[summary["model"] == "naive"].iloc[0]
-        summary["skill_mae"] = 1 - summary["mae"] / naive["mae"]
-        summary["skill_rmse"] = 1 - summary["rmse"] / naive["rmse"]
     return _Tables(forecasts, steps, summary, tuple(levels))
 
 
