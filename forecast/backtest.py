@@ -11,10 +11,15 @@ model sees rows before ``c`` only (``expanding``: all of them; ``sliding``: the 
 apart (default: the horizon); the last fold ends at the series end unless
 ``first_cutoff`` (a row number or a date) places the first one.
 
-Refitting: a fresh copy of the model is fitted at every ``refit_every``-th fold (0: at
-the first fold only), or, with ``refit="warm"``, the same model continues training
-from its weights (models with a ``warm_start`` parameter). Folds between two refits are
-forecast from the same fitted model in one batched pass.
+Refitting: the model is refitted at every ``refit_every``-th fold (0: at the first fold
+only; ``None``, the default: every ``ceil(n_folds / 4)`` folds, so at most four fits per
+model). ``refit="fresh"`` fits a fresh copy each time; ``"warm"`` lets the same model
+continue training from its weights for a quarter of ``max_epochs`` (models with a
+``warm_start`` parameter); ``"auto"``
+(the default) is warm for those models and fresh for the others. Folds between two
+refits are forecast from the same fitted model in one batched pass, and the model never
+sees rows after its own refit cut-off. ``progress(model, folds_done, n_folds, seconds)``,
+if given, is called after each batch of folds (the library never prints).
 
 Every backtest also runs the naive forecast (and the other ``baselines``) and reports
 each model's skill against it: ``1 - MAE / MAE_naive`` (and the same for RMSE); a model
@@ -36,10 +41,13 @@ from forecast.models import BaseForecaster, Forecaster, clone, make_model
 from forecast.models.forecaster import as_dataset
 from forecast.models.intervals import check_levels, interval_columns
 
-__all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs", "summary_tables"]
+__all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs", "summary_tables",
+           "refit_groups", "REFITS_PER_MODEL"]
 
 WINDOWS = ("expanding", "sliding")
-REFITS = ("fresh", "warm")
+REFITS = ("fresh", "warm", "auto")
+REFITS_PER_MODEL = 4  # refit_every=None: at most this many fits per model
+WARM_EPOCHS = 0.25  # a warm refit trains for this share of max_epochs (at least 2)
 
 
 @dataclass(frozen=True)
@@ -52,8 +60,8 @@ class BacktestConfig:
     first_cutoff: int | str | pd.Timestamp | None = None
     window: str = "expanding"
     train_size: int | None = None
-    refit_every: int = 1
-    refit: str = "fresh"
+    refit_every: int | None = None
+    refit: str = "auto"
     levels: tuple[float, ...] = (80, 95)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive")
     season: int | None = None
@@ -73,10 +81,12 @@ class BacktestConfig:
         if self.window not in WINDOWS:
             raise ConfigError(f"window must be 'expanding' or 'sliding', got {self.window!r}")
         if self.refit not in REFITS:
-            raise ConfigError(f"refit must be 'fresh' or 'warm', got {self.refit!r}")
-        if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) \
-                or self.refit_every < 0:
-            raise ConfigError(f"refit_every must be an integer >= 0 (0 = fit once), got "
+            raise ConfigError(f"refit must be 'fresh', 'warm' or 'auto', got {self.refit!r}")
+        if self.refit_every is not None and (
+                isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int)
+                or self.refit_every < 0):
+            raise ConfigError(f"refit_every must be an integer >= 0 (0 = fit once) or None "
+                              f"(every ceil(folds / {REFITS_PER_MODEL}) folds), got "
                               f"{self.refit_every!r}")
         object.__setattr__(self, "levels", check_levels(self.levels))
         object.__setattr__(self, "baselines", tuple(self.baselines))
@@ -162,7 +172,17 @@ def _named_models(models) -> dict[str, BaseForecaster]:
     return dict(items)
 
 
-def backtest(models, data, config: BacktestConfig) -> BacktestResult:
+def refit_groups(n_folds: int, refit_every: int | None) -> list[list[int]]:
+    """Folds forecast by each fit: ``[[0, 1, 2], [3, 4, 5], ...]``."""
+    k = refit_every
+    if k is None:
+        k = max(1, -(-n_folds // REFITS_PER_MODEL))
+    starts = [0] if k == 0 else list(range(0, n_folds, k))
+    return [list(range(s, (starts[j + 1] if j + 1 < len(starts) else n_folds)))
+            for j, s in enumerate(starts)]
+
+
+def backtest(models, data, config: BacktestConfig, progress=None) -> BacktestResult:
     """Run a rolling-origin backtest of `models` (one, a list or ``{name: model}``) and
     of the baselines on `data` (a Dataset or frame); see the module docstring."""
     dataset = as_dataset(data)
@@ -177,7 +197,7 @@ def backtest(models, data, config: BacktestConfig) -> BacktestResult:
     cuts = fold_cutoffs(dataset, config)
     rows, fold_rows = [], []
     for name, proto in named.items():
-        f, r = _run_model(name, proto, dataset, cuts, config)
+        f, r = _run_model(name, proto, dataset, cuts, config, progress)
         rows.append(f)
         fold_rows += r
     forecasts = pd.concat(rows, ignore_index=True)
@@ -186,22 +206,25 @@ def backtest(models, data, config: BacktestConfig) -> BacktestResult:
     return BacktestResult(forecasts, folds, by_step, summary, config, cuts)
 
 
-def _run_model(name, proto, dataset, cuts, config):
+def _run_model(name, proto, dataset, cuts, config, progress=None):
     n_series, n_folds = cuts.shape
-    k = config.refit_every
-    starts = [0] if k == 0 else list(range(0, n_folds, k))
-    groups = [list(range(s, (starts[j + 1] if j + 1 < len(starts) else n_folds)))
-              for j, s in enumerate(starts)]
+    groups = refit_groups(n_folds, config.refit_every)
     model = None
     frames, fold_rows = [], []
     params = {"horizon": config.horizon, "levels": config.levels}
+    warm = config.refit == "warm" or (config.refit == "auto"
+                                      and "warm_start" in proto.get_params())
+    t_start = time.perf_counter()
     for group in groups:
         train = _truncate(dataset, cuts[:, group[0]], config)
-        if model is None or config.refit == "fresh":
+        if model is None or not warm:
             model = clone(proto).set_params(**{p: v for p, v in params.items()
                                               if p in proto.get_params()})
         elif "warm_start" in model.get_params():
             model.set_params(warm_start=True)
+            if "max_epochs" in model.get_params():  # continuing needs fewer epochs
+                epochs = proto.get_params()["max_epochs"]
+                model.set_params(max_epochs=min(epochs, max(2, int(epochs * WARM_EPOCHS))))
         t0 = time.perf_counter()
         try:
             model.fit(train)
@@ -219,6 +242,8 @@ def _run_model(name, proto, dataset, cuts, config):
             fold_rows.append({"model": name, "fold": fold, "refit": j == 0,
                               "fit_seconds": fit_s if j == 0 else 0.0,
                               "predict_seconds": pred_s / len(group)})
+        if progress is not None:
+            progress(name, group[-1] + 1, n_folds, time.perf_counter() - t_start)
     return pd.concat(frames, ignore_index=True), fold_rows
 
 

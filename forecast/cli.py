@@ -246,7 +246,8 @@ class _Bars:
                     self.progress.update(tid, total=info.epoch, info=f"early stop, best epoch "
                                          f"{info.best_epoch}")
         elif event.stage == "fold":
-            self.progress.advance(self._task(key, event.total, event.model))
+            tid = self._task(key, event.total, event.model)
+            self.progress.update(tid, completed=event.step, info=f"folds {event.step}/{event.total}")
         elif event.stage == "model" and event.total and event.step == event.total:
             label = f"fit {event.model}" if event.total == 1 else event.model
             tid = self._task(key + (":fit" if event.total == 1 else ""), event.total, label)
@@ -297,7 +298,7 @@ def _print(ctx: typer.Context, renderable) -> None:
 _METRIC_COLUMNS = [("model", "model", ""), ("mae", "MAE", ".4g"), ("rmse", "RMSE", ".4g"),
                    ("mase", "MASE", ".3f"), ("skill_mae", "skill vs naive", "skill"),
                    ("coverage_80", "cover 80%", ".0%"), ("coverage_95", "cover 95%", ".0%"),
-                   ("fit_seconds", "fit s", ".1f")]
+                   ("seconds", "seconds", ".1f")]
 
 
 # ---- global options --------------------------------------------------------------------
@@ -519,7 +520,11 @@ def backtest(ctx: typer.Context,
                                                    "(default: one season)."),
              step: Optional[int] = typer.Option(None, min=1, help="Rows between cut-offs "
                                                 "(default: the horizon)."),
-             refit_every: int = typer.Option(1, min=0, help="Refit every k folds (0: once)."),
+             refit_every: Optional[int] = typer.Option(None, min=0, help="Refit every k folds "
+                                                       "(0: once; default: every folds/4, so at "
+                                                       "most 4 fits per model)."),
+             refit: str = typer.Option("auto", help="fresh, warm (continue training from the "
+                                       "last fit) or auto (warm for the recurrent models)."),
              window: str = typer.Option("expanding", help="expanding or sliding training window."),
              lookback: Optional[int] = typer.Option(None, min=1, help="Input window length."),
              epochs: Optional[int] = typer.Option(None, min=1, help="Most training epochs."),
@@ -544,6 +549,8 @@ def backtest(ctx: typer.Context,
 
     if window not in ("expanding", "sliding"):
         raise typer.BadParameter(f"{window!r} is not expanding or sliding", param_hint="--window")
+    if refit not in ("fresh", "warm", "auto"):
+        raise typer.BadParameter(f"{refit!r} is not fresh, warm or auto", param_hint="--refit")
     if output is None:
         Path("reports").mkdir(exist_ok=True)
         output = str(Path("reports") / f"{Path(data).stem}-backtest.csv")
@@ -560,7 +567,7 @@ def backtest(ctx: typer.Context,
                        seed=seed, levels=lv) for n in names]
     dspec = _data_spec(data, target, time_col, id_col, None, gaps, freq)
     settings = BacktestSpec(horizon=horizon, folds=folds, step=step, window=window,
-                            refit_every=refit_every, levels=lv)
+                            refit_every=refit_every, refit=refit, levels=lv)
 
     def body():
         from forecast import workflows as wf

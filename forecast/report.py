@@ -469,7 +469,7 @@ def _metrics_table(content: ReportContent) -> str:
     for lv in levels:
         cols += [(f"coverage_{lv}", f"coverage {lv}%"), (f"width_{lv}", f"width {lv}%")]
     for c, label in (("directional_accuracy", "direction hit rate"),
-                     ("fit_seconds", "fit s"), ("n_folds", "folds")):
+                     ("seconds", "seconds"), ("n_folds", "folds")):
         if c in s:
             cols.append((c, label))
     head = "".join(f"<th>{html.escape(label)}</th>" for c, label in cols if c in s)
