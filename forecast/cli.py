@@ -398,7 +398,8 @@ def fit(ctx: typer.Context,
                                                   "dataset's target or its only numeric column)."),
         model: str = typer.Option("gru", "--model", "-m",
                                   help="lstm, gru, rnn, linear, nlinear, naive, seasonal_naive, "
-                                       "drift or mean."),
+                                       "drift, mean or auto (chosen by an inner backtest on "
+                                       "the training data)."),
         horizon: Optional[int] = typer.Option(None, min=1, help="Steps to forecast (default: "
                                               "one season: 5 trading days, 7 days, 24 hours)."),
         lookback: Optional[int] = typer.Option(None, min=1, help="Input window length."),
@@ -464,6 +465,9 @@ def _fit_summary(ctx, run, path, report) -> None:
             ("train_loss", "train loss", ".4g"), ("fit_seconds", "fit s", ".2f")]
     _print(ctx, _table(f"Fitted on {run.dataset.name} ({len(run.dataset)} rows)",
                        pd.DataFrame([row]), cols))
+    sel = getattr(m, "selection_", None)
+    if sel:
+        _say(ctx, f"auto chose {sel['chosen']}: {sel['reason']}", err=False)
     if run.backtest is not None:
         _print(ctx, _table("Backtest", run.backtest.summary, _METRIC_COLUMNS))
     _say(ctx, f"model file: {path}" + (f"  report: {report}" if report else ""), err=False)

@@ -204,6 +204,11 @@ def _card(name, model, fingerprint: dict, seconds) -> dict[str, Any]:
     for attr, label in (("n_epochs_", "epochs run"), ("best_epoch_", "best epoch")):
         if getattr(model, attr, None) is not None:
             card[label] = getattr(model, attr)
+    sel = getattr(model, "selection_", None)
+    if sel:
+        card["chosen model"] = sel.get("chosen")
+        card["why"] = sel.get("reason")
+        card["inner-backtest scores"] = sel.get("scores")
     if seconds is not None:
         card["fit seconds"] = round(float(seconds), 2)
     card["forecast version"] = __version__

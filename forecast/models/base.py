@@ -142,13 +142,18 @@ class BaseForecaster:
                 for name in klass._fitted_arrays:
                     setattr(model, name, np.asarray(arrays[name]) if name in arrays else None)
                 model.fitted_ = True
-                model._restore()
+                model._restore_state(arrays)
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"malformed {meta['type']} state: {exc}") from None
         return model
 
     def _restore(self) -> None:
         """Rebuild objects derived from the stored state (nets, ...)."""
+
+    def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Called by `from_state` after the fitted attributes are set; models that keep
+        arrays outside ``_fitted_arrays`` (an inner model) read them here."""
+        self._restore()
 
 
 def _same(a, b) -> bool:
