@@ -596,6 +596,11 @@ def backtest(ctx: typer.Context,
         _print(ctx, _table(f"Backtest of {run.dataset.name}: {run.result.cutoffs.shape[1]} "
                            f"folds x {cfg.horizon} steps ({run.seconds:.1f} s)",
                            run.result.summary, _METRIC_COLUMNS))
+        from forecast.report import skill_verdict
+
+        verdict = skill_verdict(run.result.summary)
+        if verdict:
+            _say(ctx, verdict, err=False)
         _say(ctx, f"results: {output}" + (f"  report: {report}" if report else ""), err=False)
 
 

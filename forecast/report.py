@@ -35,7 +35,7 @@ from forecast.io import atomic_write
 from forecast.models.intervals import interval_columns
 
 __all__ = ["ModelView", "ReportContent", "write_report", "write_index", "render",
-           "summary_from_forecasts", "PLOTLY_JS", "MAX_POINTS"]
+           "summary_from_forecasts", "skill_verdict", "PLOTLY_JS", "MAX_POINTS"]
 
 PLOTLY_JS = "plotly.min.js"
 MAX_POINTS = 2500  # history points drawn per series
@@ -464,6 +464,30 @@ a{color:#1d4ed8}
 """
 
 
+def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
+    """One plain sentence on whether any model beats the naive forecast by more than
+    `margin` (as skill against naive, from the summary's ``skill_mae``)."""
+    if "skill_mae" not in summary or not (summary["model"] == "naive").any():
+        return None
+    others = summary[summary["model"] != "naive"]
+    others = others[np.isfinite(others["skill_mae"].astype(float))]
+    if others.empty:
+        return None
+    best = others.loc[others["skill_mae"].astype(float).idxmax()]
+    sk = float(best["skill_mae"])
+    if sk > margin:
+        return (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) in this "
+                "backtest.")
+    return (f"No model beats the naive forecast by more than {margin:.0%} here (best: "
+            f"{best['model']}, {sk:+.1%}): on this series a random walk is as good as these "
+            "models get, so treat their forecasts as the last value plus noise.")
+
+
+def _verdict(summary) -> str:
+    text = skill_verdict(summary)
+    return f'<p class="verdict">{html.escape(text)}</p>' if text else ""
+
+
 def _metrics_table(content: ReportContent) -> str:
     s = content.backtest.summary
     levels = [c.split("_", 1)[1] for c in s.columns if c.startswith("coverage_")]
@@ -570,7 +594,7 @@ def render(content: ReportContent, embed_plotlyjs: bool = False,
         figs.append(("Last backtest fold", last_fold_figure(content)))
     if bt is not None:
         sections.append(_section("Backtest metrics", _metrics_table(content) +
-                                 '<p class="note">Skill = 1 - error / error of the naive '
+                                 _verdict(bt.summary) + '<p class="note">Skill = 1 - error / error of the naive '
                                  "(last value) forecast: above zero beats a random walk. "
                                  "Coverage: share of actual values inside the interval (80% "
                                  "and 95% are the targets).</p>"))

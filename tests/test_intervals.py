@@ -110,3 +110,12 @@ def test_every_baseline_covers_on_long_real_series(name, target, horizon):
     for model, row in res.summary.set_index("model").iterrows():
         assert 0.74 <= row["coverage_80"] <= 0.87, (name, model, row["coverage_80"])
         assert 0.91 <= row["coverage_95"] <= 0.98, (name, model, row["coverage_95"])
+
+
+def test_report_and_cli_say_plainly_when_nothing_beats_naive():
+    from forecast.report import skill_verdict
+
+    s = pd.DataFrame({"model": ["gru", "naive", "drift"], "skill_mae": [0.01, 0.0, -0.02]})
+    assert skill_verdict(s).startswith("No model beats the naive forecast by more than 2%")
+    s.loc[0, "skill_mae"] = 0.2
+    assert skill_verdict(s) == "gru beats the naive forecast by 20.0% (MAE) in this backtest."
