@@ -11,10 +11,15 @@ model sees rows before ``c`` only (``expanding``: all of them; ``sliding``: the 
 apart (default: the horizon); the last fold ends at the series end unless
 ``first_cutoff`` (a row number or a date) places the first one.
 
-Refitting: a fresh copy of the model is fitted at every ``refit_every``-th fold (0: at
-the first fold only), or, with ``refit="warm"``, the same model continues training
-from its weights (models with a ``warm_start`` parameter). Folds between two refits are
-forecast from the same fitted model in one batched pass.
+Refitting: the model is refitted at every ``refit_every``-th fold (0: at the first fold
+only; ``None``, the default: every ``ceil(n_folds / 4)`` folds, so at most four fits per
+model). ``refit="fresh"`` fits a fresh copy each time; ``"warm"`` lets the same model
+continue training from its weights for a quarter of ``max_epochs`` (models with a
+``warm_start`` parameter); ``"auto"``
+(the default) is warm for those models and fresh for the others. Folds between two
+refits are forecast from the same fitted model in one batched pass, and the model never
+sees rows after its own refit cut-off. ``progress(model, folds_done, n_folds, seconds)``,
+if given, is called after each batch of folds (the library never prints).
 
 Every backtest also runs the naive forecast (and the other ``baselines``) and reports
 each model's skill against it: ``1 - MAE / MAE_naive`` (and the same for RMSE); a model
@@ -29,16 +34,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from forecast import metrics
 from forecast.data import Dataset
 from forecast.errors import ConfigError, DataError
 from forecast.models import BaseForecaster, Forecaster, clone, make_model
 from forecast.models.forecaster import as_dataset
 from forecast.models.intervals import check_levels, interval_columns
 
-__all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs"]
+__all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs", "summary_tables",
+           "refit_groups", "REFITS_PER_MODEL"]
 
 WINDOWS = ("expanding", "sliding")
-REFITS = ("fresh", "warm")
+REFITS = ("fresh", "warm", "auto")
+REFITS_PER_MODEL = 4  # refit_every=None: at most this many fits per model
+WARM_EPOCHS = 0.25  # a warm refit trains for this share of max_epochs (at least 2)
 
 
 @dataclass(frozen=True)
@@ -51,8 +60,8 @@ class BacktestConfig:
     first_cutoff: int | str | pd.Timestamp | None = None
     window: str = "expanding"
     train_size: int | None = None
-    refit_every: int = 1
-    refit: str = "fresh"
+    refit_every: int | None = None
+    refit: str = "auto"
     levels: tuple[float, ...] = (80, 95)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive")
     season: int | None = None
@@ -72,10 +81,12 @@ class BacktestConfig:
         if self.window not in WINDOWS:
             raise ConfigError(f"window must be 'expanding' or 'sliding', got {self.window!r}")
         if self.refit not in REFITS:
-            raise ConfigError(f"refit must be 'fresh' or 'warm', got {self.refit!r}")
-        if isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int) \
-                or self.refit_every < 0:
-            raise ConfigError(f"refit_every must be an integer >= 0 (0 = fit once), got "
+            raise ConfigError(f"refit must be 'fresh', 'warm' or 'auto', got {self.refit!r}")
+        if self.refit_every is not None and (
+                isinstance(self.refit_every, bool) or not isinstance(self.refit_every, int)
+                or self.refit_every < 0):
+            raise ConfigError(f"refit_every must be an integer >= 0 (0 = fit once) or None "
+                              f"(every ceil(folds / {REFITS_PER_MODEL}) folds), got "
                               f"{self.refit_every!r}")
         object.__setattr__(self, "levels", check_levels(self.levels))
         object.__setattr__(self, "baselines", tuple(self.baselines))
@@ -161,7 +172,17 @@ def _named_models(models) -> dict[str, BaseForecaster]:
     return dict(items)
 
 
-def backtest(models, data, config: BacktestConfig) -> BacktestResult:
+def refit_groups(n_folds: int, refit_every: int | None) -> list[list[int]]:
+    """Folds forecast by each fit: ``[[0, 1, 2], [3, 4, 5], ...]``."""
+    k = refit_every
+    if k is None:
+        k = max(1, -(-n_folds // REFITS_PER_MODEL))
+    starts = [0] if k == 0 else list(range(0, n_folds, k))
+    return [list(range(s, (starts[j + 1] if j + 1 < len(starts) else n_folds)))
+            for j, s in enumerate(starts)]
+
+
+def backtest(models, data, config: BacktestConfig, progress=None) -> BacktestResult:
     """Run a rolling-origin backtest of `models` (one, a list or ``{name: model}``) and
     of the baselines on `data` (a Dataset or frame); see the module docstring."""
     dataset = as_dataset(data)
@@ -176,32 +197,34 @@ def backtest(models, data, config: BacktestConfig) -> BacktestResult:
     cuts = fold_cutoffs(dataset, config)
     rows, fold_rows = [], []
     for name, proto in named.items():
-        f, r = _run_model(name, proto, dataset, cuts, config)
+        f, r = _run_model(name, proto, dataset, cuts, config, progress)
         rows.append(f)
         fold_rows += r
     forecasts = pd.concat(rows, ignore_index=True)
     folds = _fold_table(forecasts, pd.DataFrame(fold_rows), dataset, cuts, config, season)
-    by_step = _step_table(forecasts, config)
-    summary = _summary(forecasts, folds, config)
+    by_step, summary = _summary(forecasts, folds, config)
     return BacktestResult(forecasts, folds, by_step, summary, config, cuts)
 
 
-def _run_model(name, proto, dataset, cuts, config):
+def _run_model(name, proto, dataset, cuts, config, progress=None):
     n_series, n_folds = cuts.shape
-    k = config.refit_every
-    starts = [0] if k == 0 else list(range(0, n_folds, k))
-    groups = [list(range(s, (starts[j + 1] if j + 1 < len(starts) else n_folds)))
-              for j, s in enumerate(starts)]
+    groups = refit_groups(n_folds, config.refit_every)
     model = None
     frames, fold_rows = [], []
     params = {"horizon": config.horizon, "levels": config.levels}
+    warm = config.refit == "warm" or (config.refit == "auto"
+                                      and "warm_start" in proto.get_params())
+    t_start = time.perf_counter()
     for group in groups:
         train = _truncate(dataset, cuts[:, group[0]], config)
-        if model is None or config.refit == "fresh":
+        if model is None or not warm:
             model = clone(proto).set_params(**{p: v for p, v in params.items()
                                               if p in proto.get_params()})
         elif "warm_start" in model.get_params():
             model.set_params(warm_start=True)
+            if "max_epochs" in model.get_params():  # continuing needs fewer epochs
+                epochs = proto.get_params()["max_epochs"]
+                model.set_params(max_epochs=min(epochs, max(2, int(epochs * WARM_EPOCHS))))
         t0 = time.perf_counter()
         try:
             model.fit(train)
@@ -219,6 +242,8 @@ def _run_model(name, proto, dataset, cuts, config):
             fold_rows.append({"model": name, "fold": fold, "refit": j == 0,
                               "fit_seconds": fit_s if j == 0 else 0.0,
                               "predict_seconds": pred_s / len(group)})
+        if progress is not None:
+            progress(name, group[-1] + 1, n_folds, time.perf_counter() - t_start)
     return pd.concat(frames, ignore_index=True), fold_rows
 
 
@@ -241,29 +266,50 @@ def _rows(name, dataset, series, rws, folds, point, bounds, H):
     return pd.DataFrame(out)
 
 
+def _levels_of(forecasts: pd.DataFrame) -> tuple[float, ...]:
+    return tuple(sorted({float(c[len("yhat_lower_"):].replace("_", ".")) for c in forecasts.columns
+                         if c.startswith("yhat_lower_")}))
+
+
 def _metrics(g: pd.DataFrame, levels) -> dict:
-    # plain arrays first: pandas indexing per column and group cost ~2 ms a group
-    yy, yyh = g["y"].to_numpy(np.float64), g["yhat"].to_numpy(np.float64)
-    err = yy - yyh
-    ok = np.isfinite(err)
-    e, y = err[ok], yy[ok]
-    out = {"mae": float(np.mean(np.abs(e))), "rmse": float(np.sqrt(np.mean(e ** 2))),
-           "mse": float(np.mean(e ** 2))}
-    with np.errstate(divide="ignore", invalid="ignore"):
-        yh = yyh[ok]
-        out["mape"] = float(np.mean(np.abs(e) / np.maximum(np.abs(y), np.finfo(float).eps)))
-        den = np.abs(y) + np.abs(yh)
-        out["smape"] = float(np.mean(np.where(den > 0, 2 * np.abs(e) / np.where(den > 0, den, 1), 0)))
-    last = g["y_last"].to_numpy(np.float64)[ok]
-    out["directional_accuracy"] = float(np.mean(np.sign(y - last) == np.sign(yh - last)))
+    """`forecast.metrics.forecast_metrics` of the rows of `g` (plain arrays first: pandas
+    indexing per column and group cost ~2 ms a group)."""
+    intervals = {}
     for lv in levels:
         lname, uname = interval_columns(lv)
         if lname in g:
-            lo, hi = g[lname].to_numpy(np.float64)[ok], g[uname].to_numpy(np.float64)[ok]
-            if np.isfinite(lo).all():
-                out[f"coverage_{lv:g}"] = float(np.mean((y >= lo) & (y <= hi)))
-                out[f"width_{lv:g}"] = float(np.mean(hi - lo))
-    return out
+            intervals[lv] = (g[lname].to_numpy(np.float64), g[uname].to_numpy(np.float64))
+    last = g["y_last"].to_numpy(np.float64) if "y_last" in g else None
+    return metrics.forecast_metrics(g["y"].to_numpy(np.float64), g["yhat"].to_numpy(np.float64),
+                                    y_last=last, intervals=intervals)
+
+
+def summary_tables(forecasts: pd.DataFrame, levels=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(by_step, summary)`` of per-forecast rows (columns ``model``, ``step``, ``y``,
+    ``yhat``, optional ``y_last``, ``fold`` and interval bounds), every figure from
+    `forecast.metrics`; the summary has the skill against the ``naive`` rows when there
+    are any. Used by `backtest` and by reports of a saved backtest file."""
+    need = {"model", "step", "y", "yhat"}
+    missing = sorted(need - set(forecasts.columns))
+    if missing:
+        raise DataError(f"the backtest table lacks column(s) {missing}; pass the file that "
+                        "`forecast backtest -o` wrote")
+    levels = _levels_of(forecasts) if levels is None else tuple(levels)
+    by_step = pd.DataFrame([{"model": m, "step": st, **_metrics(g, levels)}
+                            for (m, st), g in forecasts.groupby(["model", "step"], sort=False)])
+    rows = []
+    for m, g in forecasts.groupby("model", sort=False):
+        row = {"model": m, **_metrics(g, levels)}
+        if "fold" in g:
+            row["n_folds"] = int(g["fold"].nunique())
+        rows.append(row)
+    summary = pd.DataFrame(rows)
+    if (summary["model"] == "naive").any():
+        naive = summary.loc[summary["model"] == "naive"].iloc[0]
+        summary["skill_mae"] = [metrics.skill(v, naive["mae"]) for v in summary["mae"]]
+        summary["skill_rmse"] = [metrics.skill(v, naive["rmse"]) for v in summary["rmse"]]
+        summary["beats_naive"] = summary["skill_mae"] > 0
+    return by_step, summary
 
 
 def _fold_table(forecasts, times, dataset, cuts, config, season):
@@ -273,40 +319,35 @@ def _fold_table(forecasts, times, dataset, cuts, config, season):
     scale = {}
     for i, uid in enumerate(dataset.ids):
         for f in range(cuts.shape[1]):
-            hist = yv[b[i]:b[i] + cuts[i, f]]
-            d = np.abs(hist[season:] - hist[:-season]) if hist.size > season else np.array([])
-            d = d[np.isfinite(d)]
-            scale[(uid, f)] = float(d.mean()) if d.size and d.mean() > 0 else np.nan
+            sc = metrics.naive_scale(yv[b[i]:b[i] + cuts[i, f]], season)
+            scale[(uid, f)] = sc if sc > 0 else np.nan
     fc = forecasts.assign(_scale=[scale[(u, f)] for u, f in zip(forecasts["unique_id"],
                                                                   forecasts["fold"])])
     rows = []
     for (model, fold), g in fc.groupby(["model", "fold"], sort=False):
         m = _metrics(g, config.levels)
-        m["mase"] = float(np.nanmean(np.abs(g["y"] - g["yhat"]) / g["_scale"]))
+        sc = g["_scale"].to_numpy(np.float64)
+        ok = np.isfinite(sc)
+        m["mase"] = (metrics.mae(g["y"].to_numpy(np.float64)[ok] / sc[ok],
+                                 g["yhat"].to_numpy(np.float64)[ok] / sc[ok])
+                     if ok.any() else float("nan"))
         rows.append({"model": model, "fold": fold, "cutoff": g["cutoff"].iloc[0], **m})
     table = pd.DataFrame(rows)
     return table.merge(times, on=["model", "fold"], how="left")
 
 
-def _step_table(forecasts, config):
-    rows = []
-    for (model, step), g in forecasts.groupby(["model", "step"], sort=False):
-        rows.append({"model": model, "step": step, **_metrics(g, config.levels)})
-    return pd.DataFrame(rows)
-
-
 def _summary(forecasts, folds, config):
-    rows = []
-    for model, g in forecasts.groupby("model", sort=False):
+    by_step, table = summary_tables(forecasts, config.levels)
+    extra = []
+    for model in table["model"]:
         f = folds[folds["model"] == model]
-        rows.append({"model": model, **_metrics(g, config.levels),
-                     "mase": float(f["mase"].mean()),
-                     "fit_seconds": float(f["fit_seconds"].sum()),
-                     "predict_seconds": float(f["predict_seconds"].sum()),
-                     "n_folds": int(f["fold"].nunique())})
-    table = pd.DataFrame(rows)
-    naive = table.loc[table["model"] == "naive"].iloc[0]
-    table["skill_mae"] = 1.0 - table["mae"] / naive["mae"]
-    table["skill_rmse"] = 1.0 - table["rmse"] / naive["rmse"]
-    table["beats_naive"] = table["skill_mae"] > 0
-    return table
+        extra.append({"mase": float(f["mase"].mean()),
+                      "fit_seconds": float(f["fit_seconds"].sum()),
+                      "predict_seconds": float(f["predict_seconds"].sum()),
+                      "seconds": float(f["fit_seconds"].sum() + f["predict_seconds"].sum())})
+    extra = pd.DataFrame(extra)
+    cols = [c for c in table.columns if c not in ("skill_mae", "skill_rmse", "beats_naive",
+                                                  "n_folds")]
+    out = pd.concat([table[cols], extra, table[["n_folds", "skill_mae", "skill_rmse",
+                                                "beats_naive"]]], axis=1)
+    return by_step, out

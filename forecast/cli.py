@@ -249,7 +249,8 @@ class _Bars:
                     self.progress.update(tid, total=info.epoch, info=f"early stop, best epoch "
                                          f"{info.best_epoch}")
         elif event.stage == "fold":
-            self.progress.advance(self._task(key, event.total, event.model))
+            tid = self._task(key, event.total, event.model)
+            self.progress.update(tid, completed=event.step, info=f"folds {event.step}/{event.total}")
         elif event.stage == "model" and event.total and event.step == event.total:
             label = f"fit {event.model}" if event.total == 1 else event.model
             tid = self._task(key + (":fit" if event.total == 1 else ""), event.total, label)
@@ -312,7 +313,7 @@ def _print(ctx: typer.Context, renderable) -> None:
 _METRIC_COLUMNS = [("model", "model", ""), ("mae", "MAE", ".4g"), ("rmse", "RMSE", ".4g"),
                    ("mase", "MASE", ".3f"), ("skill_mae", "skill vs naive", "skill"),
                    ("coverage_80", "cover 80%", ".0%"), ("coverage_95", "cover 95%", ".0%"),
-                   ("fit_seconds", "fit s", ".1f")]
+                   ("seconds", "seconds", ".1f")]
 
 
 # ---- global options --------------------------------------------------------------------
@@ -412,7 +413,8 @@ def fit(ctx: typer.Context,
                                                   "dataset's target or its only numeric column)."),
         model: str = typer.Option("gru", "--model", "-m",
                                   help="lstm, gru, rnn, linear, nlinear, naive, seasonal_naive, "
-                                       "drift or mean."),
+                                       "drift, mean or auto (chosen by an inner backtest on "
+                                       "the training data)."),
         horizon: Optional[int] = typer.Option(None, min=1, help="Steps to forecast (default: "
                                               "one season: 5 trading days, 7 days, 24 hours)."),
         lookback: Optional[int] = typer.Option(None, min=1, help="Input window length."),
@@ -478,6 +480,9 @@ def _fit_summary(ctx, run, path, report) -> None:
             ("train_loss", "train loss", ".4g"), ("fit_seconds", "fit s", ".2f")]
     _print(ctx, _table(f"Fitted on {run.dataset.name} ({len(run.dataset)} rows)",
                        pd.DataFrame([row]), cols))
+    sel = getattr(m, "selection_", None)
+    if sel:
+        _say(ctx, f"auto chose {sel['chosen']}: {sel['reason']}", err=False)
     if run.backtest is not None:
         _print(ctx, _table("Backtest", run.backtest.summary, _METRIC_COLUMNS))
     _say(ctx, f"model file: {path}" + (f"  report: {report}" if report else ""), err=False)
@@ -534,7 +539,11 @@ def backtest(ctx: typer.Context,
                                                    "(default: one season)."),
              step: Optional[int] = typer.Option(None, min=1, help="Rows between cut-offs "
                                                 "(default: the horizon)."),
-             refit_every: int = typer.Option(1, min=0, help="Refit every k folds (0: once)."),
+             refit_every: Optional[int] = typer.Option(None, min=0, help="Refit every k folds "
+                                                       "(0: once; default: every folds/4, so at "
+                                                       "most 4 fits per model)."),
+             refit: str = typer.Option("auto", help="fresh, warm (continue training from the "
+                                       "last fit) or auto (warm for the recurrent models)."),
              window: str = typer.Option("expanding", help="expanding or sliding training window."),
              lookback: Optional[int] = typer.Option(None, min=1, help="Input window length."),
              epochs: Optional[int] = typer.Option(None, min=1, help="Most training epochs."),
@@ -559,6 +568,8 @@ def backtest(ctx: typer.Context,
 
     if window not in ("expanding", "sliding"):
         raise typer.BadParameter(f"{window!r} is not expanding or sliding", param_hint="--window")
+    if refit not in ("fresh", "warm", "auto"):
+        raise typer.BadParameter(f"{refit!r} is not fresh, warm or auto", param_hint="--refit")
     if output is None:
         Path("reports").mkdir(exist_ok=True)
         output = str(Path("reports") / f"{Path(data).stem}-backtest.csv")
@@ -575,7 +586,7 @@ def backtest(ctx: typer.Context,
                        seed=seed, levels=lv) for n in names]
     dspec = _data_spec(data, target, time_col, id_col, None, gaps, freq)
     settings = BacktestSpec(horizon=horizon, folds=folds, step=step, window=window,
-                            refit_every=refit_every, levels=lv)
+                            refit_every=refit_every, refit=refit, levels=lv)
 
     def body():
         from forecast import workflows as wf
@@ -600,6 +611,11 @@ def backtest(ctx: typer.Context,
         _print(ctx, _table(f"Backtest of {run.dataset.name}: {run.result.cutoffs.shape[1]} "
                            f"folds x {cfg.horizon} steps ({run.seconds:.1f} s)",
                            run.result.summary, _METRIC_COLUMNS))
+        from forecast.report import skill_verdict
+
+        verdict = skill_verdict(run.result.summary)
+        if verdict:
+            _say(ctx, verdict, err=False)
         _say(ctx, f"results: {output}" + (f"  report: {report}" if report else ""), err=False)
 
 

@@ -271,7 +271,9 @@ def dump_model(model, dataset=None, *, name: str | None = None,
         "calibration": {"method": "split-conformal" if "conformal_radius_" in arrays
                         else ("quantile-head" if fitted.get("quantiles_") else None),
                         "levels": levels,
-                        "array": "conformal_radius_" if "conformal_radius_" in arrays else None},
+                        "array": "conformal_radius_" if "conformal_radius_" in arrays else None,
+                        **({"per_series": fitted["calibration_"]}
+                           if fitted.get("calibration_") else {})},
         "backtest": backtest,
         "extra": extra or {},
     }

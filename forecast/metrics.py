@@ -29,6 +29,9 @@ __all__ = [
     "interval_width",
     "accuracy",
     "log_loss",
+    "naive_scale",
+    "skill",
+    "forecast_metrics",
     "POINT_METRICS",
 ]
 
@@ -88,15 +91,63 @@ def mase(y_true, y_pred, y_train, season: int = 1) -> float:
     if not isinstance(season, (int, np.integer)) or season < 1:
         raise ConfigError(f"season must be a positive integer, got {season!r}")
     train = np.asarray(y_train, dtype=np.float64).ravel()
-    train = train[np.isfinite(train)]
-    if train.size <= season:
-        raise DataError(f"y_train has {train.size} finite values; MASE with season {season} "
-                        f"needs more than {season}")
-    scale = float(np.mean(np.abs(train[season:] - train[:-season])))
-    if scale == 0:
+    if np.isfinite(train).sum() <= season:
+        raise DataError(f"y_train has {np.isfinite(train).sum()} finite values; MASE with "
+                        f"season {season} needs more than {season}")
+    scale = naive_scale(train, season)
+    if scale == 0 or not np.isfinite(scale):
         raise DataError("the in-sample seasonal naive error of y_train is zero (a constant or "
                         "exactly periodic series); MASE is undefined, use MAE instead")
     return mae(y_true, y_pred) / scale
+
+
+def naive_scale(y_train, season: int = 1) -> float:
+    """In-sample MAE of the seasonal naive forecast (lag `season`) on `y_train`: the
+    denominator of MASE. Pairs with a missing value are skipped; NaN when no pair is left
+    (MASE then has no scale) and 0 for a constant or exactly periodic series."""
+    train = np.asarray(y_train, dtype=np.float64).ravel()
+    if train.size <= season:
+        return float("nan")
+    d = np.abs(train[season:] - train[:-season])
+    d = d[np.isfinite(d)]
+    return float(d.mean()) if d.size else float("nan")
+
+
+def skill(score, reference) -> float:
+    """Skill against a reference forecast: ``1 - score / reference`` (e.g. MAE against the
+    naive forecast's MAE); 0 means as good as the reference, below 0 worse."""
+    return float(1.0 - float(score) / float(reference)) if float(reference) != 0 else float("nan")
+
+
+def forecast_metrics(y_true, y_pred, *, y_last=None, intervals=None) -> dict:
+    """Every accuracy figure of one set of forecasts, as backtests, reports and batch
+    summaries show them: ``mae``, ``rmse``, ``mse``, ``mape``, ``smape``, with `y_last`
+    (the value at each forecast origin, broadcast) ``directional_accuracy``, and for each
+    ``{level: (lower, upper)}`` of `intervals` ``coverage_<level>`` and ``width_<level>``.
+    Rows where `y_true` or `y_pred` is missing are left out; NaN figures when none is
+    left."""
+    t0 = np.asarray(y_true, dtype=np.float64)
+    t = t0.ravel()
+    p = np.asarray(y_pred, dtype=np.float64).ravel()
+    if t.shape != p.shape:
+        raise DataError(f"y_true has {t.size} values but y_pred has {p.size}")
+    ok = np.isfinite(t) & np.isfinite(p)
+    names = ["mae", "rmse", "mse", "mape", "smape"]
+    if not ok.any():
+        return {n: float("nan") for n in names}
+    t, p = t[ok], p[ok]
+    out = {n: float(POINT_METRICS[n](t, p)) for n in names}
+    if y_last is not None:
+        last = np.broadcast_to(np.asarray(y_last, np.float64), t0.shape).ravel()[ok]
+        if np.isfinite(last).any():
+            out["directional_accuracy"] = directional_accuracy(t, p, last)
+    for lv, (lo, hi) in (intervals or {}).items():
+        lo = np.asarray(lo, np.float64).ravel()[ok]
+        hi = np.asarray(hi, np.float64).ravel()[ok]
+        if np.isfinite(lo).all() and np.isfinite(hi).all():
+            out[f"coverage_{float(lv):g}"] = coverage(t, lo, hi)
+            out[f"width_{float(lv):g}"] = interval_width(lo, hi)
+    return out
 
 
 def directional_accuracy(y_true, y_pred, y_last) -> float:

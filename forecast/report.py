@@ -35,7 +35,7 @@ from forecast.io import atomic_write
 from forecast.models.intervals import interval_columns
 
 __all__ = ["ModelView", "ReportContent", "write_report", "write_index", "render",
-           "summary_from_forecasts", "PLOTLY_JS", "MAX_POINTS"]
+           "summary_from_forecasts", "skill_verdict", "PLOTLY_JS", "MAX_POINTS"]
 
 PLOTLY_JS = "plotly.min.js"
 MAX_POINTS = 2500  # history points drawn per series
@@ -165,39 +165,13 @@ class _Tables:
 
 def summary_from_forecasts(forecasts: pd.DataFrame) -> _Tables:
     """Error by step and a summary (MAE, RMSE, skill vs naive, coverage) from the
-    per-forecast rows of a backtest (columns model, step, y, yhat, interval bounds)."""
-    need = {"model", "step", "y", "yhat"}
-    missing = sorted(need - set(forecasts.columns))
-    if missing:
-        from forecast.errors import DataError
+    per-forecast rows of a backtest (columns model, step, y, yhat, interval bounds), by
+    `forecast.backtest.summary_tables` (every figure from `forecast.metrics`)."""
+    from forecast.backtest import summary_tables
 
-        raise DataError(f"the backtest table lacks column(s) {missing}; pass the file that "
-                        "`forecast backtest -o` wrote")
+    steps, summary = summary_tables(forecasts)
     levels = sorted({float(c.rsplit("_", 1)[1].replace("_", ".")) for c in forecasts.columns
                      if c.startswith("yhat_lower_")})
-
-    def metrics(g):
-        e = (g["y"] - g["yhat"]).to_numpy(np.float64)
-        ok = np.isfinite(e)
-        out = {"mae": float(np.mean(np.abs(e[ok]))), "rmse": float(np.sqrt(np.mean(e[ok] ** 2)))}
-        for lv in levels:
-            lo, hi = interval_columns(lv)
-            if lo in g:
-                y = g["y"].to_numpy()[ok]
-                out[f"coverage_{lv:g}"] = float(np.mean((y >= g[lo].to_numpy()[ok])
-                                                        & (y <= g[hi].to_numpy()[ok])))
-                out[f"width_{lv:g}"] = float(np.mean((g[hi] - g[lo]).to_numpy()[ok]))
-        return out
-
-    steps = pd.DataFrame([{"model": m, "step": s, **metrics(g)}
-                          for (m, s), g in forecasts.groupby(["model", "step"], sort=False)])
-    summary = pd.DataFrame([{"model": m, **metrics(g), "n_folds": int(g["fold"].nunique())
-                             if "fold" in g else None}
-                            for m, g in forecasts.groupby("model", sort=False)])
-    if (summary["model"] == "naive").any():
-        naive = summary.loc[summary["model"] == "naive"].iloc[0]
-        summary["skill_mae"] = 1 - summary["mae"] / naive["mae"]
-        summary["skill_rmse"] = 1 - summary["rmse"] / naive["rmse"]
     return _Tables(forecasts, steps, summary, tuple(levels))
 
 
@@ -230,6 +204,11 @@ def _card(name, model, fingerprint: dict, seconds) -> dict[str, Any]:
     for attr, label in (("n_epochs_", "epochs run"), ("best_epoch_", "best epoch")):
         if getattr(model, attr, None) is not None:
             card[label] = getattr(model, attr)
+    sel = getattr(model, "selection_", None)
+    if sel:
+        card["chosen model"] = sel.get("chosen")
+        card["why"] = sel.get("reason")
+        card["inner-backtest scores"] = sel.get("scores")
     if seconds is not None:
         card["fit seconds"] = round(float(seconds), 2)
     card["forecast version"] = __version__
@@ -485,6 +464,30 @@ a{color:#1d4ed8}
 """
 
 
+def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
+    """One plain sentence on whether any model beats the naive forecast by more than
+    `margin` (as skill against naive, from the summary's ``skill_mae``)."""
+    if "skill_mae" not in summary or not (summary["model"] == "naive").any():
+        return None
+    others = summary[summary["model"] != "naive"]
+    others = others[np.isfinite(others["skill_mae"].astype(float))]
+    if others.empty:
+        return None
+    best = others.loc[others["skill_mae"].astype(float).idxmax()]
+    sk = float(best["skill_mae"])
+    if sk > margin:
+        return (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) in this "
+                "backtest.")
+    return (f"No model beats the naive forecast by more than {margin:.0%} here (best: "
+            f"{best['model']}, {sk:+.1%}): on this series a random walk is as good as these "
+            "models get, so treat their forecasts as the last value plus noise.")
+
+
+def _verdict(summary) -> str:
+    text = skill_verdict(summary)
+    return f'<p class="verdict">{html.escape(text)}</p>' if text else ""
+
+
 def _metrics_table(content: ReportContent) -> str:
     s = content.backtest.summary
     levels = [c.split("_", 1)[1] for c in s.columns if c.startswith("coverage_")]
@@ -495,7 +498,7 @@ def _metrics_table(content: ReportContent) -> str:
     for lv in levels:
         cols += [(f"coverage_{lv}", f"coverage {lv}%"), (f"width_{lv}", f"width {lv}%")]
     for c, label in (("directional_accuracy", "direction hit rate"),
-                     ("fit_seconds", "fit s"), ("n_folds", "folds")):
+                     ("seconds", "seconds"), ("n_folds", "folds")):
         if c in s:
             cols.append((c, label))
     head = "".join(f"<th>{html.escape(label)}</th>" for c, label in cols if c in s)
@@ -591,7 +594,7 @@ def render(content: ReportContent, embed_plotlyjs: bool = False,
         figs.append(("Last backtest fold", last_fold_figure(content)))
     if bt is not None:
         sections.append(_section("Backtest metrics", _metrics_table(content) +
-                                 '<p class="note">Skill = 1 - error / error of the naive '
+                                 _verdict(bt.summary) + '<p class="note">Skill = 1 - error / error of the naive '
                                  "(last value) forecast: above zero beats a random walk. "
                                  "Coverage: share of actual values inside the interval (80% "
                                  "and 95% are the targets).</p>"))

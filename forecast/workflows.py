@@ -306,7 +306,8 @@ class BacktestSpec:
     folds: int = 3
     step: int | None = None
     window: str = "expanding"
-    refit_every: int = 1
+    refit_every: int | None = None  # None: every ceil(folds / 4) folds
+    refit: str = "auto"  # fresh, warm or auto (warm for the recurrent models)
     baselines: tuple[str, ...] = ("naive", "seasonal_naive")
     levels: tuple[float, ...] = (80, 95)
 
@@ -365,7 +366,7 @@ def backtest(data: DataSpec, specs: Sequence[ModelSpec], settings: BacktestSpec,
     baselines = tuple(b for b in settings.baselines if b != "seasonal_naive" or season)
     config = BacktestConfig(horizon=horizon, n_folds=settings.folds, step=settings.step,
                             window=settings.window, refit_every=settings.refit_every,
-                            levels=tuple(settings.levels), baselines=())
+                            refit=settings.refit, levels=tuple(settings.levels), baselines=())
     results, losses = [], {}
     todo = list(specs) + [ModelSpec(b, levels=settings.levels) for b in baselines
                           if b not in names]
@@ -377,15 +378,16 @@ def backtest(data: DataSpec, specs: Sequence[ModelSpec], settings: BacktestSpec,
         def on_epoch(info, _curves=curves, _fold=fold, _name=spec.name):
             if info.epoch == 1:
                 _curves.append([])
-                _fold[0] += 1
             _curves[-1].append([info.train_loss, info.val_loss])
             _emit(progress, Event("epoch", _name, _fold[0], settings.folds, info))
-            if info.stopped or info.epoch == info.max_epochs:
-                _emit(progress, Event("fold", _name, _fold[0], settings.folds))
+
+        def on_folds(name, done, total, seconds, _fold=fold):
+            _fold[0] = done
+            _emit(progress, Event("fold", name, done, total))
 
         model = build_model(spec, horizon, on_epoch)
         _emit(progress, Event("model", spec.name, 0, settings.folds))
-        result = run_backtest({spec.name: model}, dataset, config)
+        result = run_backtest({spec.name: model}, dataset, config, progress=on_folds)
         _emit(progress, Event("model", spec.name, settings.folds, settings.folds))
         results.append(result)
         if curves:
@@ -433,7 +435,6 @@ def demo(out_dir="reports/demo", *, models: Sequence[str] = ("gru", "lstm"), fol
         specs.append(ModelSpec("linear", horizon=case.horizon, lookback=case.lookback))
         run = backtest(data, specs, BacktestSpec(horizon=case.horizon, folds=folds,
                                                  step=case.horizon,
-                                                 refit_every=max(1, folds // 4),
                                                  baselines=("naive", "seasonal_naive", "drift")),
                        progress=progress)
         fits = []

@@ -96,7 +96,7 @@ def test_sliding_window_uses_train_size_rows():
     assert [n for _, _, n in Spy.log] == [30, 30, 30]
 
 
-@pytest.mark.parametrize("every, fits", [(1, 6), (2, 3), (4, 2), (0, 1)])
+@pytest.mark.parametrize("every, fits", [(1, 6), (2, 3), (4, 2), (0, 1), (None, 3)])
 def test_refit_every_k_folds(every, fits):
     res = backtest({"spy": Spy()}, frame(100), BacktestConfig(horizon=2, n_folds=6, step=2,
                                                               refit_every=every, baselines=()))
@@ -104,6 +104,16 @@ def test_refit_every_k_folds(every, fits):
     spy = res.folds[res.folds.model == "spy"].sort_values("fold")
     assert int(spy["refit"].sum()) == fits
     assert (spy.loc[~spy["refit"], "fit_seconds"] == 0).all()
+
+
+def test_default_schedule_reports_progress_after_each_batch_of_folds():
+    seen = []
+    res = backtest({"spy": Spy()}, frame(150), BacktestConfig(horizon=2, n_folds=20, step=2),
+                   progress=lambda name, done, total, s: seen.append((name, done, total)))
+    assert len(Spy.log) == 4  # ceil(20 / 4) folds per fit
+    assert [d for n, d, t in seen if n == "spy"] == [5, 10, 15, 20]
+    assert {t for _, _, t in seen} == {20} and {"naive", "seasonal_naive"} <= {n for n, _, _ in seen}
+    assert (res.summary["seconds"] >= res.summary["fit_seconds"]).all()
 
 
 def test_warm_refit_reuses_the_model_and_fresh_does_not():

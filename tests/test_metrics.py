@@ -75,3 +75,38 @@ def test_errors():
         metrics.pinball_loss([1.0], [1.0], 1.5)
     with pytest.raises(DataError, match="no finite value"):
         metrics.rmse([np.nan], [1.0])
+
+
+def test_forecast_metrics_is_every_figure_from_the_metric_functions():
+    t, p = Y.copy(), P.copy()
+    t[0, 0] = np.nan
+    p[1, 1] = np.nan
+    lo, hi = p - 1.0, p + 1.0
+    out = metrics.forecast_metrics(t, p, y_last=Y[:, :1] - 0.5, intervals={80: (lo, hi)})
+    ok = np.isfinite(t) & np.isfinite(p)
+    assert out["mae"] == pytest.approx(skm.mean_absolute_error(t[ok], p[ok]), rel=1e-12)
+    assert out["rmse"] == pytest.approx(np.sqrt(skm.mean_squared_error(t[ok], p[ok])), rel=1e-12)
+    assert out["coverage_80"] == metrics.coverage(t[ok], lo[ok], hi[ok])
+    assert out["width_80"] == pytest.approx(2.0)
+    assert 0 <= out["directional_accuracy"] <= 1
+    assert metrics.skill(0.9, 1.0) == pytest.approx(0.1)
+    assert metrics.naive_scale([1.0, 2.0, np.nan, 5.0, 7.0], 1) == pytest.approx(1.5)
+
+
+def test_backtest_and_report_tables_come_from_forecast_metrics():
+    import pandas as pd
+
+    from forecast import datasets
+    from forecast.backtest import BacktestConfig, backtest
+    from forecast.models import Naive
+    from forecast.report import summary_from_forecasts
+
+    res = backtest(Naive(), datasets.load("aapl"), BacktestConfig(horizon=5, n_folds=4))
+    fc = res.forecasts[res.forecasts.model == "naive"]
+    row = res.summary.set_index("model").loc["naive"]
+    assert row["mae"] == metrics.mae(fc["y"], fc["yhat"])
+    assert row["coverage_80"] == metrics.coverage(fc["y"], fc["yhat_lower_80"], fc["yhat_upper_80"])
+    again = summary_from_forecasts(res.forecasts).summary.set_index("model")
+    for col in ("mae", "rmse", "coverage_80", "width_95", "skill_mae"):
+        assert again.loc["naive", col] == row[col]
+    assert isinstance(res.by_step, pd.DataFrame) and len(res.by_step) == 2 * 5

@@ -60,7 +60,7 @@ def test_known_future_covariate_is_used_and_required():
     y = 3.0 * x + 0.05 * rng.standard_normal(n)
     frame = pd.DataFrame({"ds": daily(n), "y": y, "x": x})
     kw = dict(cell="gru", n_hidden=8, lookback=10, horizon=3, max_epochs=15, lr=0.01,
-              normalize="none", patience=15, random_state=0)
+              normalize="none", patience=15, random_state=0, calendar=False, highway=0)
     with_x = RNNForecaster(**kw).fit(frame.iloc[:350], known=["x"])
     without = RNNForecaster(**kw).fit(frame.iloc[:350][["ds", "y"]])
     assert with_x.known_ == ("x",)
@@ -122,8 +122,9 @@ def test_direction_head_probabilities_and_scores():
     n = 600
     steps = np.where(np.arange(n) % 2 == 0, 1.0, -1.0) * (1 + 0.1 * rng.random(n))
     price = pd.Series(100 + np.cumsum(steps), index=pd.bdate_range("2015-01-01", periods=n))
-    model = RNNForecaster(cell="gru", n_hidden=8, lookback=10, horizon=2, direction=True,
-                          max_epochs=15, lr=0.01, patience=15, random_state=0).fit(price)
+    model = RNNForecaster(cell="gru", highway=0, calendar=False, n_hidden=8, lookback=10,
+                          horizon=2, direction=True, max_epochs=15, lr=0.01, patience=15,
+                          random_state=0).fit(price)
     frame = model.predict_direction()
     assert list(frame.columns) == ["unique_id", "ds", "p_down", "p_flat", "p_up"]
     assert frame[["p_down", "p_flat", "p_up"]].sum(axis=1).iloc[0] == pytest.approx(1.0)
@@ -141,7 +142,7 @@ def test_direction_head_probabilities_and_scores():
 def test_callback_and_early_stopping_restore_the_best_weights():
     X, Y = sine_windows(n=300)
     seen = []
-    model = RNNForecaster(cell="gru", n_hidden=8, lookback=24, horizon=6, normalize="none",
+    model = RNNForecaster(cell="gru", highway=0, n_hidden=8, lookback=24, horizon=6, normalize="none",
                           max_epochs=30, lr=0.2, clip_norm=None, patience=2, levels=(),
                           random_state=0, callback=seen.append)
     model.fit_windows(X[:200], Y[:200], validation=(X[200:], Y[200:]))
@@ -159,7 +160,7 @@ def test_callback_and_early_stopping_restore_the_best_weights():
 def test_warm_start_continues_from_the_previous_weights():
     X, Y = sine_windows(n=300)
     first, second = [], []
-    model = RNNForecaster(cell="gru", n_hidden=8, lookback=24, horizon=6, normalize="none",
+    model = RNNForecaster(cell="gru", highway=0, n_hidden=8, lookback=24, horizon=6, normalize="none",
                           max_epochs=8, lr=0.01, levels=(), random_state=0, callback=first.append)
     model.fit_windows(X, Y)
     model.set_params(warm_start=True, max_epochs=1, callback=second.append)

@@ -17,6 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from forecast import metrics
 from forecast.batch.config import RefitPolicy, SeriesSettings
 
 __all__ = ["SeriesTask", "SeriesResult", "run_series", "set_threads", "SPARK_POINTS"]
@@ -228,13 +229,13 @@ def _recent_error(mf, ds) -> dict[str, Any] | None:
     ok = np.isfinite(truth) & np.isfinite(point)
     if not ok.any():
         return None
-    mae = float(np.abs(truth - point)[ok].mean())
+    mae = metrics.mae(truth[ok], point[ok])
     bt = (mf.manifest.get("backtest") or {}).get("model") or {}
     if bt.get("mae"):
         ref, what = float(bt["mae"]), "backtest"
     else:
         naive = np.repeat(y[rows - 1][:, None], H, axis=1)
-        ref, what = float(np.abs(truth - naive)[ok].mean()), "naive"
+        ref, what = metrics.mae(truth[ok], naive[ok]), "naive"
     return {"mae": mae, "windows": int(rows.size), "reference_mae": ref, "reference": what}
 
 

@@ -7,6 +7,7 @@ stored by ``__init__``, ``fit`` returns ``self``, learned attributes end in ``_`
 values and NumPy arrays (data only, nothing executable).
 """
 
+from forecast.models.auto import AutoForecaster
 from forecast.models.base import BaseForecaster, check_is_fitted, clone, model_from_state
 from forecast.models.baselines import (
     Drift,
@@ -24,6 +25,7 @@ __all__ = [
     "BaseForecaster",
     "Forecaster",
     "RNNForecaster",
+    "AutoForecaster",
     "EpochInfo",
     "Naive",
     "SeasonalNaive",
@@ -51,12 +53,13 @@ MODEL_NAMES = {
     "seasonal_naive": (SeasonalNaive, {}),
     "drift": (Drift, {}),
     "mean": (WindowAverage, {}),
+    "auto": (AutoForecaster, {}),
 }
 
 
 def make_model(name: str, **params) -> BaseForecaster:
     """A model by short name (``lstm``, ``gru``, ``rnn``, ``linear``, ``nlinear``,
-    ``naive``, ``seasonal_naive``, ``drift``, ``mean``) with extra parameters."""
+    ``naive``, ``seasonal_naive``, ``drift``, ``mean``, ``auto``) with extra parameters."""
     from forecast.errors import ConfigError
 
     if name not in MODEL_NAMES:

@@ -135,18 +135,25 @@ class BaseForecaster:
             model = klass(**params)
             fitted = meta.get("fitted")
             if fitted is not None:
+                optional = getattr(klass, "_optional_fitted", ())
                 for name in klass._fitted_meta:
-                    setattr(model, name, _from_json(fitted[name]))
+                    value = fitted.get(name) if name in optional else fitted[name]
+                    setattr(model, name, _from_json(value))
                 for name in klass._fitted_arrays:
                     setattr(model, name, np.asarray(arrays[name]) if name in arrays else None)
                 model.fitted_ = True
-                model._restore()
+                model._restore_state(arrays)
         except (KeyError, TypeError, ValueError, ConfigError) as exc:
             raise ModelFileError(f"malformed {meta['type']} state: {exc}") from None
         return model
 
     def _restore(self) -> None:
         """Rebuild objects derived from the stored state (nets, ...)."""
+
+    def _restore_state(self, arrays: dict[str, np.ndarray]) -> None:
+        """Called by `from_state` after the fitted attributes are set; models that keep
+        arrays outside ``_fitted_arrays`` (an inner model) read them here."""
+        self._restore()
 
 
 def _same(a, b) -> bool:

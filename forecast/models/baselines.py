@@ -39,7 +39,10 @@ def _half_history(lengths) -> int:
 
 
 class _Baseline(Forecaster):
-    """A baseline needs no training: fit only records the geometry."""
+    """A baseline needs no training: fit only records the geometry (and calibrates the
+    intervals on each series' held-out tail, like every model)."""
+
+    _needs_training_windows = False
 
     def _fit_arrays(self, train, val) -> None:
         pass

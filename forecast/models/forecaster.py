@@ -24,13 +24,26 @@ import pandas as pd
 from forecast.data import Dataset, Frequency, load, require_length
 from forecast.errors import ConfigError, DataError, NotFittedError
 from forecast.models.base import BaseForecaster, check_is_fitted
-from forecast.models.intervals import check_levels, conformal_radii, interval_columns
+from forecast.models.intervals import (
+    LOCAL_FLOOR,
+    calibrate_series,
+    check_levels,
+    conformal_radii,
+    interval_columns,
+    volatility,
+)
 from forecast.transforms import CALENDAR_FEATURES, add_calendar_features, calendar_features
 from forecast.windows import Batch, Windows, WindowSpec
 
 __all__ = ["Forecaster", "Design", "as_dataset"]
 
-MAX_CALIBRATION = 500  # most recent held-out windows used to calibrate the intervals
+MAX_CALIBRATION = 500  # window-array fits: most recent windows used to calibrate
+CALIBRATION_FRACTION = 0.2  # share of each series' rows held out to calibrate intervals
+
+
+def volatility_window(season: int | None) -> int:
+    """Steps of the local volatility before a forecast origin: two seasons, at least 20."""
+    return int(max(20, 2 * (season or 0)))
 
 
 def as_dataset(data, target=None, covariates=None, known=None) -> Dataset:
@@ -88,9 +101,12 @@ class Forecaster(BaseForecaster, abc.ABC):
     _uses_covariates = False
     _standardize = False
     _fitted_meta = ("target_", "columns_", "known_", "calendar_", "freq_", "ids_", "last_ds_",
-                    "lookback_", "horizon_", "levels_", "n_features_")
+                    "lookback_", "horizon_", "levels_", "n_features_", "interval_mode_",
+                    "calibration_")
     _fitted_arrays = ("history_", "series_loc_", "series_scale_", "cov_loc_", "cov_scale_",
-                      "conformal_radius_")
+                      "conformal_radius_", "conformal_pooled_", "series_vol_", "last_vol_")
+    # added after format 1 files were written: missing in old files, read as None
+    _optional_fitted = ("interval_mode_", "calibration_")
 
     # ---- hooks ---------------------------------------------------------------------------
     @abc.abstractmethod
@@ -98,7 +114,15 @@ class Forecaster(BaseForecaster, abc.ABC):
         """Implemented by every concrete subclass."""
 
     def _validation_fraction(self) -> float:
+        """Share of each series held out for early stopping (given to `_fit_arrays`)."""
         return 0.0
+
+    def _holdout_fraction(self) -> float:
+        """Share of each series' rows held out from fitting to calibrate the intervals
+        (the validation tail when there is one)."""
+        return self._validation_fraction() or CALIBRATION_FRACTION
+
+    _needs_training_windows = True
 
     @abc.abstractmethod
     def _fit_arrays(self, train: Batch, val: Batch | None) -> None:
@@ -192,31 +216,66 @@ class Forecaster(BaseForecaster, abc.ABC):
                               f"has {list(self.levels_)}: set levels= before fit")
         return levels
 
-    def _intervals(self, X, F, levels) -> tuple[np.ndarray, dict]:
+    def _intervals(self, X, F, levels, radius=None) -> tuple[np.ndarray, dict]:
+        """Point forecasts and ``{level: (lower, upper)}`` in model space. `radius`
+        ``(B, n_levels, horizon)`` holds each window's radii in model units (from
+        `_series_radius`); ``None`` uses the window-array radii ``(n_levels, horizon)``."""
         point = self._predict_arrays(X, F)
         out = {}
         if levels:
             quant = self._quantile_intervals(X, F, levels)
             if quant is not None:
                 return point, quant
+            if radius is None and np.ndim(self.conformal_radius_) != 2:
+                raise ConfigError("this model was calibrated per series on data: forecast with "
+                                  "predict() or forecast_origins(), or fit it with fit_windows()")
             for lv in levels:
-                r = self.conformal_radius_[list(self.levels_).index(lv)]
+                j = list(self.levels_).index(lv)
+                r = self.conformal_radius_[j] if radius is None else radius[:, j]
                 out[lv] = (point - r, point + r)
         return point, out
 
     def _calibrate(self, train: Batch, val: Batch | None) -> None:
-        """Conformal radii from the most recent (up to MAX_CALIBRATION) held-out windows:
-        validation windows if any, else training windows. Recent windows track the
-        current volatility, which matters for price series."""
-        self.conformal_radius_ = None
+        """Window arrays (no series): conformal radii from the most recent (up to
+        MAX_CALIBRATION) validation windows, else training windows, in the windows' units."""
+        self.conformal_radius_ = self.conformal_pooled_ = None
+        self.series_vol_ = self.last_vol_ = None
+        self.interval_mode_, self.calibration_ = None, None
         if not self.levels_:
             return
         src = val if val is not None and len(val) else train
         k = np.arange(max(0, len(src) - MAX_CALIBRATION), len(src))
         fut = None if src.x_future is None else src.x_future[k]
-        calib = Batch(src.x[k], src.y[k], k, k, fut)
-        pred = self._predict_arrays(calib.x, calib.x_future)
-        self.conformal_radius_ = conformal_radii(calib.y - pred, self.levels_)
+        pred = self._predict_arrays(src.x[k], fut)
+        self.conformal_radius_ = conformal_radii(src.y[k] - pred, self.levels_)
+        self.interval_mode_ = "window"
+        self.calibration_ = {"method": "split-conformal", "windows": [int(len(k))],
+                             "source": "validation windows" if src is val else
+                             "training windows (no validation given)"}
+
+    def _series_radius(self, ids, local, gvol_data, scale) -> np.ndarray | None:
+        """Radii ``(B, n_levels, horizon)`` in model units for windows of series `ids`:
+        the series' radii in units of sigma times its volatility (`local` at the origin,
+        or the fitted global one; `gvol_data` for series the model was not fitted on),
+        divided by the model's scale. None for files written before per-series radii."""
+        if self.conformal_radius_ is None or np.ndim(self.conformal_radius_) != 3:
+            return None
+        pos_of = {u: i for i, u in enumerate(self.ids_ or [])}
+        pos = np.array([pos_of.get(_plain(u), -1) for u in ids], np.int64)
+        known = pos >= 0
+        R = np.where(known[:, None, None], self.conformal_radius_[np.maximum(pos, 0)],
+                     self.conformal_pooled_[None])
+        gvol = np.where(known, self.series_vol_[np.maximum(pos, 0)], gvol_data)
+        gvol = np.where(np.isfinite(gvol) & (gvol > 0), gvol, 1.0)
+        if self.interval_mode_ == "local":
+            sigma = np.maximum(np.nan_to_num(np.asarray(local, np.float64), nan=0.0),
+                               LOCAL_FLOOR * gvol)
+        else:
+            sigma = gvol
+        return R * (sigma / np.asarray(scale, np.float64))[:, None, None]
+
+    def _volatility_window(self) -> int:
+        return int((self.calibration_ or {}).get("volatility_window") or 20)
 
     # ---- data level ----------------------------------------------------------------------
     def _design(self, dataset: Dataset, fitting: bool) -> Design:
@@ -262,13 +321,15 @@ class Forecaster(BaseForecaster, abc.ABC):
         self.cov_loc_, self.cov_scale_ = cov_loc, cov_scale
         model = self._to_model(values, np.repeat(loc, lengths), np.repeat(scale, lengths))
         spec = WindowSpec(lookback, horizon, 1, targets=(0,), known=known_idx)
-        frac = self._validation_fraction()
+        frac = self._holdout_fraction()
         n_val = (lengths * frac).astype(np.int64) if frac > 0 else np.zeros_like(lengths)
         a, b = bounds[:-1], bounds[1:]
         train_w = Windows(model, spec, bounds=bounds, span=np.stack([a, b - n_val], 1))
-        if len(train_w) == 0:
+        if len(train_w) == 0 and self._needs_training_windows:
             raise DataError(f"no complete training window of lookback {lookback} + horizon "
-                            f"{horizon} without missing values; give more data or shorten them")
+                            f"{horizon} without missing values before the calibration tail "
+                            f"(the last {frac:.0%} of each series); give more data or shorten "
+                            "them")
         val = None
         if n_val.sum() > 0:
             val_w = Windows(model, spec, bounds=bounds, span=np.stack([b - n_val, b], 1),
@@ -284,10 +345,50 @@ class Forecaster(BaseForecaster, abc.ABC):
         self.levels_ = check_levels(self.levels)
         self.last_ds_ = [design.ds[int(e) - 1].isoformat() for e in b]
         self.history_ = np.stack([values[int(e) - lookback:int(e)] for e in b])
-        self._fit_arrays(train, val)
+        self._fit_arrays(train, val if self._validation_fraction() > 0 else None)
         self.fitted_ = True
-        self._calibrate(train, val)
+        self._calibrate_series(design, train, val, n_val, ds.freq.season_length)
         return self
+
+    def _calibrate_series(self, design: Design, train: Batch, val: Batch | None, n_val,
+                          season) -> None:
+        """Per-series conformal radii from each series' held-out tail (see
+        `forecast.models.intervals.calibrate_series`)."""
+        self.conformal_radius_ = self.conformal_pooled_ = None
+        self.series_vol_ = self.last_vol_ = None
+        self.interval_mode_, self.calibration_ = None, None
+        if not self.levels_:
+            return
+        y = design.values[:, 0]
+        bounds = design.bounds
+        S = len(bounds) - 1
+        window = volatility_window(season)
+        cal, source = val, "held-out tail"
+        if cal is None or len(cal) == 0:
+            cal, source = train, "training windows (the series are too short for a tail)"
+        if len(cal) == 0:
+            raise DataError("no window to calibrate the intervals on; give the model more "
+                            "data or a shorter lookback / horizon")
+        origins = cal.starts + self.lookback_
+        pred = np.concatenate([self._predict_arrays(cal.x[i:i + 4096], _rows(cal.x_future, i))
+                               for i in range(0, len(cal), 4096)])
+        scale = self.series_scale_[cal.series]
+        residuals = (cal.y - pred) * scale[:, None]
+        # global volatility of each series over the part it was fitted on
+        fit_end = bounds[1:] - np.asarray(n_val, np.int64)
+        gvol = volatility(y, bounds, np.arange(S), np.maximum(fit_end, bounds[:-1] + 2), None)
+        gvol = np.where(np.isfinite(gvol) & (gvol > 0), gvol, 1.0)
+        local = volatility(y, bounds, cal.series, origins, window)
+        calib = calibrate_series(residuals, cal.series, origins, gvol, local, S, self.levels_)
+        self.conformal_radius_, self.conformal_pooled_ = calib.radius, calib.pooled
+        self.series_vol_ = gvol
+        last = volatility(y, bounds, np.arange(S), bounds[1:], window)
+        self.last_vol_ = np.where(np.isfinite(last), last, gvol)
+        self.interval_mode_ = calib.mode
+        self.calibration_ = {"method": "split-conformal per series", "source": source,
+                             "volatility": calib.mode, "volatility_window": window,
+                             "windows": [int(c) for c in calib.counts],
+                             "pooled": [self.ids_[i] for i in np.flatnonzero(calib.uses_pooled)]}
 
     def _horizon(self) -> int:
         h = self.horizon
@@ -370,13 +471,21 @@ class Forecaster(BaseForecaster, abc.ABC):
             if F.shape[1] != H:
                 raise DataError("known covariates are missing for part of the horizon")
             F = self._known_to_model(F)
-        return self._run(self._to_model(X, loc, scale), F, loc, scale, levels)
+        radius = None
+        if levels:
+            series = np.asarray(series, np.int64)
+            y = design.values[:, 0]
+            w = self._volatility_window()
+            local = volatility(y, design.bounds, series, starts, w)
+            gdata = volatility(y, design.bounds, series, starts, None)
+            radius = self._series_radius([design.ids[i] for i in series], local, gdata, scale)
+        return self._run(self._to_model(X, loc, scale), F, loc, scale, levels, radius)
 
-    def _run(self, X, F, loc, scale, levels):
+    def _run(self, X, F, loc, scale, levels, radius=None):
         if not np.isfinite(X).all():
             raise DataError("the input window holds missing values; fill the gaps (gaps='fill' "
                             "when loading) or forecast from a later point")
-        point, bounds = self._intervals(X, F, levels)
+        point, bounds = self._intervals(X, F, levels, radius)
         back = lambda z: z * scale[:, None] + loc[:, None]  # noqa: E731
         return back(point), {lv: (back(lo), back(hi)) for lv, (lo, hi) in bounds.items()}
 
@@ -395,6 +504,8 @@ class Forecaster(BaseForecaster, abc.ABC):
         if data is None:
             ids, raw = list(self.ids_), np.asarray(self.history_)
             last = [pd.Timestamp(t) for t in self.last_ds_]
+            local = self.last_vol_
+            gdata = self.series_vol_
         else:
             cal = set(calendar_features(pd.DatetimeIndex([]), self.calendar_).columns)
             cov = [c for c in self.columns_[1:] if c not in cal] or None
@@ -408,10 +519,14 @@ class Forecaster(BaseForecaster, abc.ABC):
                 windows.append(design.values[b - self.lookback_:b])
                 last.append(design.ds[b - 1])
             raw = np.stack(windows)
+            y, S = design.values[:, 0], np.arange(len(ids))
+            local = volatility(y, design.bounds, S, design.bounds[1:], self._volatility_window())
+            gdata = volatility(y, design.bounds, S, design.bounds[1:], None)
         future_idx = [freq.future(t, self.horizon_) for t in last]
         loc, scale = self._series_params(ids)
         F = self._future_known(ids, future_idx, future) if self.known_ else None
-        point, bounds = self._run(self._to_model(raw, loc, scale), F, loc, scale, levels)
+        radius = self._series_radius(ids, local, gdata, scale) if levels else None
+        point, bounds = self._run(self._to_model(raw, loc, scale), F, loc, scale, levels, radius)
         rows = []
         for i, uid in enumerate(ids):
             frame = {"unique_id": uid, "ds": future_idx[i][:H], "yhat": point[i, :H]}
@@ -456,6 +571,10 @@ def _future_values(future, uid, idx, cols, multi) -> np.ndarray:
         raise DataError(f"future= has no {cols} values for series {uid!r} at {list(miss[:3])}"
                         f"{' ...' if len(miss) > 3 else ''}; give every step to forecast")
     return got.to_numpy(dtype=np.float64)
+
+
+def _rows(F, i):
+    return None if F is None else F[i:i + 4096]
 
 
 def _plain(u):

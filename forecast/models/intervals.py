@@ -4,9 +4,21 @@ that a quantile head needs for given interval levels.
 Split conformal (Vovk et al.; Lei et al. 2018): on held-out windows that the model was
 not trained on, the absolute errors of each horizon step are the conformity scores; the
 radius for level ``a`` is their ``ceil((n + 1) a) / n`` empirical quantile, so that a new
-exchangeable window is covered with probability at least ``a``. Scores are computed in
-the model's scaled space (each series divided by its own scale), so one global model
-calibrates series of very different size together.
+exchangeable window is covered with probability at least ``a``.
+
+Models fitted on data calibrate per series (`calibrate_series`): every series holds out
+its own calibration tail (the last windows of its training span, never used to fit), its
+scores are divided by a per-series volatility ``sigma`` (the mean absolute one-step
+change, `volatility`) and its radii come from its own scores, so neither the row order
+of the series nor their scale can change a radius. ``sigma`` is either the series'
+training-span value (``"global"``) or, by default, the value over the ``window`` steps
+before each forecast origin (``"local"``, floored at LOCAL_FLOOR of the global one), so
+intervals widen when a price series turns volatile and narrow when it calms; given
+several modes, `calibrate_series` picks the one with the better interval score on the
+later half of the calibration windows. On the bundled stock and weather series the local
+mode covered better than the global one or that choice (backtests of 40 folds), so it is
+the default. A series with too few calibration windows uses the
+scores of every series pooled (they are in scaled units, so pooling is fair).
 """
 
 from __future__ import annotations
@@ -16,7 +28,12 @@ import numpy as np
 from forecast.errors import ConfigError, DataError
 
 __all__ = ["check_levels", "conformal_radii", "quantiles_for_levels", "interval_columns",
-           "non_crossing"]
+           "non_crossing", "volatility", "calibrate_series", "interval_score", "Calibration",
+           "MIN_SERIES_WINDOWS", "MAX_SERIES_WINDOWS", "LOCAL_FLOOR"]
+
+MIN_SERIES_WINDOWS = 40  # fewer held-out windows: the series uses the pooled scores
+MAX_SERIES_WINDOWS = 500  # most recent held-out windows of a series used to calibrate
+LOCAL_FLOOR = 0.1  # local volatility never below this share of the series' global one
 
 
 def check_levels(levels) -> tuple[float, ...]:
@@ -63,6 +80,104 @@ def conformal_radii(residuals: np.ndarray, levels) -> np.ndarray:
             k = int(np.ceil((n + 1) * lv / 100.0))
             out[i, h] = scores[min(k, n) - 1]
     return out
+
+
+def volatility(y: np.ndarray, bounds: np.ndarray, series: np.ndarray, origins: np.ndarray,
+               window: int | None) -> np.ndarray:
+    """Mean absolute one-step change of `y` (rows of every series, concatenated; series
+    ``i`` is rows ``bounds[i]:bounds[i+1]``) before each forecast origin: ``origins`` are
+    absolute rows, the first forecast row of each window, and only rows before it are
+    read. ``window`` steps (``None``: every row of the series before the origin).
+    NaN where fewer than two finite values precede the origin."""
+    y = np.asarray(y, dtype=np.float64)
+    bounds = np.asarray(bounds, np.int64)
+    series = np.asarray(series, np.int64)
+    origins = np.asarray(origins, np.int64)
+    out = np.full(len(origins), np.nan)
+    for i in np.unique(series):  # one series at a time: its sums never see another series
+        a, b = bounds[i], bounds[i + 1]
+        d = np.abs(np.diff(y[a:b]))
+        ok = np.isfinite(d)
+        csum = np.concatenate([[0.0], np.cumsum(np.where(ok, d, 0.0))])
+        ccnt = np.concatenate([[0], np.cumsum(ok)])
+        k = np.flatnonzero(series == i)
+        hi = np.clip(origins[k] - a - 1, 0, len(d))  # changes y[j] - y[j-1] with j < origin
+        lo = np.zeros_like(hi) if window is None else np.maximum(hi - int(window), 0)
+        cnt = ccnt[hi] - ccnt[lo]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[k] = np.where(cnt > 0, (csum[hi] - csum[lo]) / np.maximum(cnt, 1), np.nan)
+    return out
+
+
+def interval_score(y, lo, hi, level: float) -> np.ndarray:
+    """Interval (Winkler) score of central intervals at `level`: width plus ``2 / alpha``
+    times the distance by which the truth falls outside (lower is better)."""
+    a = 1.0 - level / 100.0
+    return (hi - lo) + (2.0 / a) * (np.maximum(lo - y, 0.0) + np.maximum(y - hi, 0.0))
+
+
+class Calibration:
+    """Result of `calibrate_series`: ``radius (n_series, n_levels, horizon)`` and
+    ``pooled (n_levels, horizon)`` in units of sigma, the chosen ``mode`` and, per
+    series, the number of calibration windows used (``counts``) and whether the series
+    fell back to the pooled scores."""
+
+    def __init__(self, radius, pooled, mode, counts, uses_pooled, scores):
+        self.radius, self.pooled, self.mode = radius, pooled, mode
+        self.counts, self.uses_pooled, self.scores = counts, uses_pooled, scores
+
+
+def _radii_by_series(scores, series, n_series, levels):
+    pooled = conformal_radii(scores, levels)
+    radius = np.repeat(pooled[None], n_series, axis=0)
+    counts = np.bincount(series, minlength=n_series)
+    uses_pooled = counts < MIN_SERIES_WINDOWS
+    for i in np.flatnonzero(~uses_pooled):
+        radius[i] = conformal_radii(scores[series == i], levels)
+    return radius, pooled, counts, uses_pooled
+
+
+def calibrate_series(residuals, series, order, sigma_global, sigma_local, n_series: int,
+                     levels, modes=("local",)) -> Calibration:
+    """Per-series split-conformal radii from held-out `residuals (n, horizon)` in original
+    units. `series (n,)` numbers each window's series, `order (n,)` sorts windows in time
+    within a series (the origin row), `sigma_global (n_series,)` and `sigma_local (n,)`
+    are the volatilities of the two modes. Keeps each series' most recent
+    MAX_SERIES_WINDOWS windows; chooses among `modes` by the mean interval score on the
+    later half of every series' windows (radii from the earlier half)."""
+    levels = check_levels(levels)
+    res = np.asarray(residuals, np.float64)
+    series = np.asarray(series, np.int64)
+    order = np.asarray(order, np.int64)
+    keep = np.zeros(len(res), bool)
+    late = np.zeros(len(res), bool)
+    for i in range(n_series):
+        idx = np.flatnonzero(series == i)
+        idx = idx[np.argsort(order[idx], kind="stable")][-MAX_SERIES_WINDOWS:]
+        keep[idx] = True
+        late[idx[len(idx) // 2:]] = True
+    sig = {"global": np.asarray(sigma_global, np.float64)[series],
+           "local": np.maximum(np.nan_to_num(np.asarray(sigma_local, np.float64), nan=0.0),
+                               LOCAL_FLOOR * np.asarray(sigma_global, np.float64)[series])}
+    mode = modes[0]
+    early = keep & ~late
+    if len(modes) > 1 and early.sum() >= MIN_SERIES_WINDOWS and late.sum() >= MIN_SERIES_WINDOWS:
+        best = np.inf
+        for m in modes:
+            s = np.abs(res) / sig[m][:, None]
+            rad, _, _, _ = _radii_by_series(s[early], series[early], n_series, levels)
+            score = 0.0
+            for j, lv in enumerate(levels):
+                r = rad[series[late], j] * sig[m][late][:, None]
+                # in units of the series' global sigma, so every series weighs alike
+                e = res[late] / sig["global"][late][:, None]
+                rr = r / sig["global"][late][:, None]
+                score += float(np.nanmean(interval_score(e, -rr, rr, lv)))
+            if score < best - 1e-12:
+                best, mode = score, m
+    scores = np.abs(res[keep]) / sig[mode][keep][:, None]
+    radius, pooled, counts, uses_pooled = _radii_by_series(scores, series[keep], n_series, levels)
+    return Calibration(radius, pooled, mode, counts, uses_pooled, scores)
 
 
 def quantiles_for_levels(levels, quantiles=None) -> tuple[float, ...]:

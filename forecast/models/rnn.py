@@ -94,12 +94,14 @@ class RNNForecaster(Forecaster):
 
     Architecture: ``cell`` (``rnn``, ``lstm``, ``gru``), ``n_hidden``, ``n_layers``,
     ``activation`` (Elman RNN only), ``lookback``, ``horizon``, ``strategy``,
-    ``highway`` (0 = off, else the number of last target values in a linear shortcut),
+    ``highway`` (the number of last target values in a linear shortcut; ``None``, the
+    default: the whole lookback; 0: off),
     ``highway_init`` (``"ols"``: start the shortcut at the least-squares fit of the
     normalised windows, i.e. NLinear with ``normalize="last"``, with the recurrent head
     at zero, so training learns the residual; ``"zeros"``: start it at zero).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
-    known-future covariates: True or a list of names), ``use_covariates``.
+    known-future covariates: True, the default, picks them from the frequency; False or
+    a list of names), ``use_covariates``.
     Loss: ``loss`` (``mse``, ``mae``, ``huber`` with ``huber_delta``, ``quantile``: a
     pinball-loss head emitting the median and both ends of every interval level plus any
     extra ``quantiles``, never crossing). Training: ``max_epochs``, ``batch_size``,
@@ -121,8 +123,8 @@ class RNNForecaster(Forecaster):
     def __init__(self, cell: str = "gru", n_hidden: int = 32, n_layers: int = 1,
                  lookback: int = 96, horizon: int = 24, strategy: str = "direct",
                  normalize: str = "last", loss: str = "mse", quantiles=None,
-                 huber_delta: float = 1.0, highway: int = 0, highway_init: str = "ols",
-                 calendar=False,
+                 huber_delta: float = 1.0, highway: int | None = None,
+                 highway_init: str = "ols", calendar=True,
                  use_covariates: bool = True, direction: bool = False, direction_step: int = 1,
                  direction_threshold: float = 0.25, direction_weight: float = 1.0,
                  max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
@@ -230,7 +232,7 @@ class RNNForecaster(Forecaster):
         _choice("dtype", str(self.dtype), ("float32", "float64"))
         if self.cell != "rnn" and self.activation != "tanh":
             raise ConfigError(f"activation={self.activation!r} applies to cell='rnn' only")
-        highway = _int("highway", self.highway, 0)
+        highway = self.lookback_ if self.highway is None else _int("highway", self.highway, 0)
         if highway > self.lookback_:
             raise ConfigError(f"highway={highway} is longer than the lookback {self.lookback_}")
         if self.direction:
