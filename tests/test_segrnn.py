@@ -353,6 +353,9 @@ def test_cli_fit_predict_backtest_on_a_bundled_dataset(tmp_path, monkeypatch):
     res = run("predict", "seg.npz")
     assert res.exit_code == 0, res.output
     assert len(pd.read_csv(pd.io.common.StringIO(res.stdout))) == 24
+    res = run("report", "seg.npz", "-o", "seg.html")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "seg.html").stat().st_size > 1000
     res = run("backtest", "etth1", "--models", "segrnn", *tiny_opts, "--folds", "2",
               "-o", "bt.csv")
     assert res.exit_code == 0, res.output
@@ -369,3 +372,16 @@ def test_benchmark_script_runs_segrnn_multivariate():
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["epochs"] == 1 and out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
     assert out["windows"] == 2857
+
+
+def test_batch_file_with_segrnn(tmp_path):
+    import test_batch as tb  # tests/test_batch.py (tests/ is on sys.path under pytest)
+
+    tb.make_series(tmp_path / "data", 2)
+    defaults = tb.DEFAULTS.replace('model = "gru"', 'model = "segrnn"').replace(
+        "folds = 2", "folds = 1\nparams = { segment = 5 }")
+    batch = tb.write_batch(tmp_path, top="reports = false", defaults=defaults)
+    res = tb.runner.invoke(tb.app, ["batch", "run", str(batch), "--run-id", "r1"])
+    assert res.exit_code == 0, res.output
+    table = tb.forecasts(tmp_path / "out" / "runs" / "r1")
+    assert set(table["model"]) == {"segrnn"} and len(table) == 10
