@@ -385,3 +385,18 @@ def test_batch_file_with_segrnn(tmp_path):
     assert res.exit_code == 0, res.output
     table = tb.forecasts(tmp_path / "out" / "runs" / "r1")
     assert set(table["model"]) == {"segrnn"} and len(table) == 10
+
+
+def test_weight_averaging_is_what_is_kept():
+    X, Y, ch = windows(n=80)
+    n = 120
+    plain = tiny(max_epochs=2).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    avg = tiny(max_epochs=2, average=0.9).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    again = tiny(max_epochs=2, average=0.9).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    assert np.array_equal(avg.seg_params_, again.seg_params_)
+    assert not np.array_equal(avg.seg_params_, plain.seg_params_)
+    off, sc = avg._norm(X[n:])[1:]
+    score = avg._evaluate(avg._norm(X[n:])[0], (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64))
+    assert score == pytest.approx(min(v for _, v in avg.history_loss_), rel=1e-6)
+    with pytest.raises(ConfigError, match="average must be in"):
+        tiny(average=1.0).fit_windows(X, Y)

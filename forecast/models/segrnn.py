@@ -70,7 +70,9 @@ class SegRNNForecaster(Forecaster):
     channel embedding in half of the decoder input), ``dropout``, ``lookback``,
     ``horizon``, ``normalize``. Training: ``loss`` (``mse``, ``mae``), ``max_epochs``,
     ``batch_size`` (windows of one channel), ``lr``, ``lr_schedule``, ``lr_decay``,
-    ``lr_hold``, ``weight_decay``, ``clip_norm``, ``patience``, ``validation_fraction``,
+    ``lr_hold``, ``weight_decay``, ``clip_norm``, ``average`` (0: off; else the decay per
+    step of an exponential moving average of the weights, which is then what validation,
+    early stopping and the fitted model use), ``patience``, ``validation_fraction``,
     ``dtype``, ``random_state``, ``callback``.
     """
 
@@ -85,7 +87,8 @@ class SegRNNForecaster(Forecaster):
                  dropout: float = 0.1, normalize: str = "last", loss: str = "mse",
                  max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
                  lr_schedule: str = "constant", lr_decay: float = 0.8, lr_hold: int = 0,
-                 weight_decay: float = 0.0, clip_norm: float | None = None, patience: int = 3,
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 average: float = 0.0, patience: int = 3,
                  validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
                  random_state: int = 0, callback=None):
         self.cell = cell
@@ -105,6 +108,7 @@ class SegRNNForecaster(Forecaster):
         self.lr_hold = lr_hold
         self.weight_decay = weight_decay
         self.clip_norm = clip_norm
+        self.average = average
         self.patience = patience
         self.validation_fraction = validation_fraction
         self.dtype = dtype
@@ -183,6 +187,9 @@ class SegRNNForecaster(Forecaster):
         clip = self.clip_norm
         if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
             raise ConfigError(f"clip_norm must be positive or None, got {clip!r}")
+        a = self.average
+        if not (isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a < 1):
+            raise ConfigError(f"average must be in [0, 1), got {a!r}")
         for name in ("max_epochs", "batch_size"):
             _int(name, getattr(self, name))
         _int("patience", self.patience, 0)
@@ -253,6 +260,8 @@ class SegRNNForecaster(Forecaster):
         bs = int(self.batch_size)
         max_epochs, patience = int(self.max_epochs), int(self.patience)
         clip = None if self.clip_norm is None else float(self.clip_norm)
+        avg = float(self.average)
+        ema = net.params.copy() if avg else None
         for epoch in range(max_epochs):
             lr = self._lr(epoch)
             order = rng.permutation(n)
@@ -268,8 +277,14 @@ class SegRNNForecaster(Forecaster):
                                          "diverged (lower lr or set clip_norm)")
                 grads = net.backward(cache, d.astype(net.dtype))
                 net.step(grads, lr, float(self.weight_decay), clip)
+                if ema is not None:
+                    ema *= net.dtype.type(avg)
+                    ema += net.dtype.type(1.0 - avg) * net.params
                 total += loss * len(k)
             train_loss = total / n
+            if ema is not None:  # evaluate (and keep) the averaged weights
+                current = net.params.copy()
+                net.params[...] = ema
             val_loss = None if val is None else self._evaluate(Xv, Yv, chv)
             score = val_loss if val_loss is not None else train_loss
             if not np.isfinite(score):
@@ -280,6 +295,8 @@ class SegRNNForecaster(Forecaster):
                 best_params = net.params.copy()
             else:
                 bad += 1
+            if ema is not None:
+                net.params[...] = current
             stop = val is not None and bad > patience
             history.append([train_loss, val_loss])
             if self.callback is not None:
