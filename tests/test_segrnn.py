@@ -262,9 +262,8 @@ def test_early_stopping_restores_the_best_epoch():
     val = [v for _, v in model.history_loss_]
     assert model.best_epoch_ == int(np.argmin(val)) + 1
     assert model.n_epochs_ == len(seen) and seen[-1].stopped == (model.n_epochs_ < 30)
-    restored = model._evaluate(*model._norm(X[300:])[:1],
-                               (Y[300:] - model._norm(X[300:])[1]) / model._norm(X[300:])[2],
-                               np.zeros(len(X) - 300, np.int64))
+    Xn, off, sc = model._norm(X[300:])
+    restored = model._evaluate(Xn, (Y[300:] - off) / sc, np.zeros(len(X) - 300, np.int64), sc)
     assert restored == pytest.approx(min(val), rel=1e-6)
 
 
@@ -395,8 +394,24 @@ def test_weight_averaging_is_what_is_kept():
     again = tiny(max_epochs=2, average=0.9).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
     assert np.array_equal(avg.seg_params_, again.seg_params_)
     assert not np.array_equal(avg.seg_params_, plain.seg_params_)
-    off, sc = avg._norm(X[n:])[1:]
-    score = avg._evaluate(avg._norm(X[n:])[0], (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64))
+    Xn, off, sc = avg._norm(X[n:])
+    score = avg._evaluate(Xn, (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64), sc)
     assert score == pytest.approx(min(v for _, v in avg.history_loss_), rel=1e-6)
     with pytest.raises(ConfigError, match="average must be in"):
         tiny(average=1.0).fit_windows(X, Y)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_loss_is_in_data_units_with_its_gradient(loss):
+    """With instance normalisation the loss is taken on the denormalised forecast (RevIN)."""
+    rng = np.random.default_rng(8)
+    model = tiny(normalize="instance", loss=loss)
+    X = rng.standard_normal((4, 24, 1)) * np.array([1, 5, 0.1, 2])[:, None, None]
+    Y = rng.standard_normal((4, 6))
+    Xn, off, sc = model._norm(X)
+    Yn = (Y - off) / sc
+    yhat = rng.standard_normal((4, 6))
+    value, d = model._loss(yhat, Yn, sc, True)
+    err = yhat * sc + off - Y
+    assert value == pytest.approx(np.mean(err ** 2) if loss == "mse" else np.mean(np.abs(err)))
+    close(d, fd_grad(lambda: model._loss(yhat, Yn, sc, False)[0], yhat), 1e-6)

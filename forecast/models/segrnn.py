@@ -221,14 +221,16 @@ class SegRNNForecaster(Forecaster):
         return (y - off) / sc, off, sc
 
     # ---- training ------------------------------------------------------------------------
-    def _loss(self, yhat, Y, want_grad):
-        err = yhat.astype(np.float64) - Y
+    def _loss(self, yhat, Yn, sc, want_grad):
+        """Loss in the units of the data (as RevIN: the forecast is denormalised first) and
+        its gradient w.r.t. the normalised forecast; ``Yn`` normalised, ``sc (B, 1)``."""
+        err = (yhat.astype(np.float64) - Yn) * sc
         if self.loss == "mse":
             value = float(np.mean(err * err))
-            d = 2.0 * err / err.size if want_grad else None
+            d = 2.0 * err * sc / err.size if want_grad else None
         else:
             value = float(np.mean(np.abs(err)))
-            d = np.sign(err) / err.size if want_grad else None
+            d = np.sign(err) * sc / err.size if want_grad else None
         return value, d
 
     def _fit_arrays(self, train, val) -> None:
@@ -271,7 +273,7 @@ class SegRNNForecaster(Forecaster):
                 mask = dropout_mask(drop_rng, (len(k) * cfg.n_out, cfg.n_hidden), cfg.dropout,
                                     net.dtype)
                 yhat, cache = net.forward(Xn[k], ch[k], mask, keep_cache=True)
-                loss, d = self._loss(yhat, Yn[k], True)
+                loss, d = self._loss(yhat, Yn[k], sc[k], True)
                 if not math.isfinite(loss):
                     raise NumericalError(f"the loss is {loss} at epoch {epoch + 1}: training "
                                          "diverged (lower lr or set clip_norm)")
@@ -285,7 +287,7 @@ class SegRNNForecaster(Forecaster):
             if ema is not None:  # evaluate (and keep) the averaged weights
                 current = net.params.copy()
                 net.params[...] = ema
-            val_loss = None if val is None else self._evaluate(Xv, Yv, chv)
+            val_loss = None if val is None else self._evaluate(Xv, Yv, chv, scv)
             score = val_loss if val_loss is not None else train_loss
             if not np.isfinite(score):
                 raise NumericalError(f"the loss is {score} at epoch {epoch + 1}: training "
@@ -310,12 +312,12 @@ class SegRNNForecaster(Forecaster):
         self.n_epochs_, self.best_epoch_ = len(history), best_epoch
         self.history_loss_ = history
 
-    def _evaluate(self, Xn, Yn, ch) -> float:
+    def _evaluate(self, Xn, Yn, ch, sc) -> float:
         total = 0.0
         for i in range(0, len(Xn), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
             yhat, _ = self._net.forward(Xn[s], ch[s])
-            total += self._loss(yhat, Yn[s], False)[0] * len(Yn[s])
+            total += self._loss(yhat, Yn[s], sc[s], False)[0] * len(Yn[s])
         return total / len(Xn)
 
     # ---- state / prediction --------------------------------------------------------------
