@@ -311,6 +311,8 @@ class SegRNNForecaster(Forecaster):
         self.seg_params_ = net.params.copy()
         self.n_epochs_, self.best_epoch_ = len(history), best_epoch
         self.history_loss_ = history
+        # seconds of the epochs, validation included (not stored in model files: it varies)
+        self.train_seconds_ = round(time.perf_counter() - t0, 3)
 
     def _evaluate(self, Xn, Yn, ch, sc) -> float:
         total = 0.0
