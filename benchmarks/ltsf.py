@@ -15,10 +15,11 @@ A model is registered in ``MODELS`` as ``fn(train, val, test, args) -> predictio
 their boundary); predictions have shape ``(len(test), horizon, channels)`` in scaled units.
 
 Every forecaster of `forecast.models` is registered by its short name (``lstm``, ``gru``,
-``rnn``, ``linear``, ``nlinear``, ``naive``, ``seasonal_naive``, ``drift``, ``mean``): it is
+``rnn``, ``segrnn``, ``linear``, ``nlinear``, ``naive``, ``seasonal_naive``, ``drift``, ``mean``): it is
 fitted with ``fit_windows`` on the training windows (the validation windows drive early
 stopping) and scored on the test windows. Channels are modelled independently with
-shared weights (``M``: each channel's windows are stacked as univariate windows). The
+shared weights (``M``: each channel's windows are stacked as univariate windows; ``segrnn``
+also gets each window's channel number for its channel embedding). The
 defaults in ``MODEL_DEFAULTS`` are the settings that reached the figures recorded in
 ``benchmarks/RESULTS.md``; ``--option NAME=VALUE`` (repeatable) overrides any model
 parameter, ``--lookback`` the lookback.
@@ -61,7 +62,13 @@ MODEL_DEFAULTS: dict[str, dict] = {
               "normalize": "last", "max_epochs": 10, "batch_size": 64, "lr": 1e-4,
               "patience": 2, "lr_schedule": "exponential", "lr_decay": 0.7, "clip_norm": 1.0}
        for cell in ("gru", "lstm", "rnn")},
+    "segrnn": {"lookback": 720, "segment": 48, "n_hidden": 256, "dropout": 0.1,
+               "normalize": "last", "loss": "mse", "max_epochs": 10, "batch_size": 256,
+               "lr": 1e-3, "lr_schedule": "exponential", "lr_decay": 0.8, "lr_hold": 2,
+               "average": 0.99, "patience": 1},
 }
+
+RECURRENT = ("lstm", "gru", "rnn", "segrnn")
 
 
 def _univariate(w: Windows, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
@@ -73,6 +80,11 @@ def _univariate(w: Windows, dtype=np.float64) -> tuple[np.ndarray, np.ndarray]:
     return np.ascontiguousarray(X), np.ascontiguousarray(Y)
 
 
+def _channels(n: int, C: int) -> np.ndarray:
+    """Channel number of each row of `_univariate`'s stacked windows (channel fastest)."""
+    return np.tile(np.arange(C, dtype=np.int64), n // C)
+
+
 def model_settings(name: str, args: argparse.Namespace) -> dict:
     """The model's parameters: its defaults, the run's horizon / seed, then --option values."""
     params = dict(MODEL_DEFAULTS.get(name, {}))
@@ -80,7 +92,7 @@ def model_settings(name: str, args: argparse.Namespace) -> dict:
     if args.lookback is not None:
         params["lookback"] = args.lookback
     params["horizon"] = args.horizon
-    if name in ("lstm", "gru", "rnn"):
+    if name in RECURRENT:
         params.setdefault("random_state", args.seed)
     return params
 
@@ -95,15 +107,23 @@ def forecaster(name: str) -> Callable:
         if lookback != train.spec.lookback:
             raise ConfigError(f"internal: windows built for lookback {train.spec.lookback}")
         params.setdefault("levels", ())
-        if name in ("linear", "nlinear") or name in ("lstm", "gru", "rnn"):
+        if name in ("linear", "nlinear") or name in RECURRENT:
             params["lookback"] = lookback
         model = make_model(name, **params)
         X, Y = _univariate(train)
         Xv, Yv = _univariate(val)
-        model.fit_windows(X, Y, validation=(Xv, Yv))
-        Xt, _ = _univariate(test)
         C = test.values.shape[1]
-        pred = model.predict_windows(Xt)
+        if name == "segrnn":  # the channel of each stacked window, for the channel embedding
+            model.fit_windows(X, Y, validation=(Xv, Yv), channels=_channels(len(X), C),
+                              validation_channels=_channels(len(Xv), C))
+        else:
+            model.fit_windows(X, Y, validation=(Xv, Yv))
+        del X, Y, Xv, Yv
+        Xt, _ = _univariate(test)
+        if name == "segrnn":
+            pred = model.predict_windows(Xt, channels=_channels(len(Xt), C))
+        else:
+            pred = model.predict_windows(Xt)
         args.fitted = model
         return pred.reshape(-1, C, pred.shape[1]).transpose(0, 2, 1)
     run.__doc__ = f"`forecast.models` {name!r} (defaults: MODEL_DEFAULTS[{name!r}])."
@@ -113,7 +133,8 @@ def forecaster(name: str) -> Callable:
 MODELS: dict[str, Callable[[Windows, Windows, Windows, argparse.Namespace], np.ndarray]] = {
     "repeat": repeat,
     **{name: forecaster(name) for name in
-       ("lstm", "gru", "rnn", "linear", "nlinear", "naive", "seasonal_naive", "drift", "mean")},
+       ("lstm", "gru", "rnn", "segrnn", "linear", "nlinear", "naive", "seasonal_naive", "drift",
+        "mean")},
 }
 
 
@@ -168,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     fitted = getattr(args, "fitted", None)
     if fitted is not None and hasattr(fitted, "best_epoch_"):
         out.update(epochs=fitted.n_epochs_, best_epoch=fitted.best_epoch_)
+    if fitted is not None and getattr(fitted, "train_seconds_", None) is not None:
+        out.update(train_seconds=fitted.train_seconds_,
+                   seconds_per_epoch=round(fitted.train_seconds_ / max(1, fitted.n_epochs_), 2))
     if args.model in MODEL_DEFAULTS:
         out["settings"] = {k: v for k, v in model_settings(args.model, args).items()}
     print(json.dumps(out))

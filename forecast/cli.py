@@ -412,9 +412,9 @@ def fit(ctx: typer.Context,
                                              help="Column to forecast (default: the "
                                                   "dataset's target or its only numeric column)."),
         model: str = typer.Option("gru", "--model", "-m",
-                                  help="lstm, gru, rnn, linear, nlinear, naive, seasonal_naive, "
-                                       "drift, mean or auto (chosen by an inner backtest on "
-                                       "the training data)."),
+                                  help="lstm, gru, rnn, segrnn, linear, nlinear, naive, "
+                                       "seasonal_naive, drift, mean or auto (chosen by an "
+                                       "inner backtest on the training data)."),
         horizon: Optional[int] = typer.Option(None, min=1, help="Steps to forecast (default: "
                                               "one season: 5 trading days, 7 days, 24 hours)."),
         lookback: Optional[int] = typer.Option(None, min=1, help="Input window length."),
@@ -1034,7 +1034,7 @@ engine = "local"              # or "dask" with scheduler = "tcp://HOST:8786"
 reports = true                # an HTML report per series
 
 [defaults]                    # every series; [[sources]] and [series.ID] override
-model = "gru"                 # gru, lstm, rnn, linear, nlinear, naive, seasonal_naive, drift, mean
+model = "gru"                 # gru, lstm, rnn, segrnn, linear, nlinear, naive, seasonal_naive, drift, mean
 lookback = 60
 epochs = 10
 hidden = 32

@@ -16,6 +16,7 @@ from forecast.models import (
     Naive,
     RNNForecaster,
     SeasonalNaive,
+    SegRNNForecaster,
     WindowAverage,
     clone,
     make_model,
@@ -50,6 +51,8 @@ FACTORIES = {
     "gru": lambda: rnn(cell="gru"),
     "gru_recursive": lambda: rnn(cell="gru", strategy="recursive", highway=3),
     "lstm_quantile": lambda: rnn(cell="lstm", loss="quantile"),
+    "segrnn": lambda: SegRNNForecaster(lookback=14, horizon=H, segment=7, n_hidden=6,
+                                       max_epochs=2, batch_size=32, random_state=3),
 }
 NAMES = list(FACTORIES)
 

@@ -41,7 +41,7 @@ FALLBACKS = ("seasonal_naive", "naive", "drift", "mean", "none")
 
 # Per-series settings: [defaults], each [[sources]] and each [series.ID] may set them.
 _MODEL_KEYS = {
-    "model": "model name: gru, lstm, rnn, linear, nlinear, naive, seasonal_naive, drift, mean",
+    "model": "model name: gru, lstm, rnn, segrnn, linear, nlinear, naive, seasonal_naive, drift, mean",
     "horizon": "steps to forecast (positive integer)",
     "lookback": "input window length (positive integer)",
     "epochs": "most training epochs (positive integer)",

@@ -1,4 +1,5 @@
-"""Forecasting models with one interface: recurrent forecasters and baselines.
+"""Forecasting models with one interface: recurrent forecasters (step-wise `RNNForecaster`,
+segment-wise `SegRNNForecaster`) and baselines.
 
 Every model follows the scikit-learn contract (see `forecast.models.base`): parameters
 stored by ``__init__``, ``fit`` returns ``self``, learned attributes end in ``_``,
@@ -20,12 +21,14 @@ from forecast.models.baselines import (
 from forecast.models.forecaster import Forecaster, as_dataset
 from forecast.models.intervals import interval_columns
 from forecast.models.rnn import EpochInfo, RNNForecaster
+from forecast.models.segrnn import SegRNNForecaster
 
 __all__ = [
     "BaseForecaster",
     "Forecaster",
     "RNNForecaster",
     "AutoForecaster",
+    "SegRNNForecaster",
     "EpochInfo",
     "Naive",
     "SeasonalNaive",
@@ -47,6 +50,7 @@ MODEL_NAMES = {
     "lstm": (RNNForecaster, {"cell": "lstm"}),
     "gru": (RNNForecaster, {"cell": "gru"}),
     "rnn": (RNNForecaster, {"cell": "rnn"}),
+    "segrnn": (SegRNNForecaster, {}),
     "linear": (LinearLags, {"normalize": "none"}),
     "nlinear": (LinearLags, {"normalize": "last"}),
     "naive": (Naive, {}),
@@ -58,7 +62,7 @@ MODEL_NAMES = {
 
 
 def make_model(name: str, **params) -> BaseForecaster:
-    """A model by short name (``lstm``, ``gru``, ``rnn``, ``linear``, ``nlinear``,
+    """A model by short name (``lstm``, ``gru``, ``rnn``, ``segrnn``, ``linear``, ``nlinear``,
     ``naive``, ``seasonal_naive``, ``drift``, ``mean``, ``auto``) with extra parameters."""
     from forecast.errors import ConfigError
 

@@ -1,0 +1,361 @@
+"""`SegRNNForecaster`: a segment-recurrent forecaster (SegRNN, Lin et al. 2023,
+arXiv:2308.11200) on the hand-written recurrent kernels.
+
+>>> from forecast.models import SegRNNForecaster
+>>> model = SegRNNForecaster(lookback=720, horizon=96, segment=48, n_hidden=256,
+...                          random_state=0).fit(dataset)              # doctest: +SKIP
+
+The lookback is cut into segments of ``segment`` steps, each embedded by a linear map and
+a ReLU into ``n_hidden`` values; the recurrent cell (``gru`` by default, ``lstm`` or
+``rnn``) runs over the segments; every output segment is then decoded in one step of the
+same cell from the encoder's final state, its input a learned position embedding joined
+with a learned channel embedding, followed by dropout and a linear map back to a segment
+(network: `forecast.models._segnet`). Windows are normalised by their last value
+(``normalize="last"``) or their mean and standard deviation (``"instance"``, RevIN
+without affine weights).
+
+Channels: the model reads the target only (covariates are ignored). Each window carries a
+channel number for the channel embedding: ``fit_windows(..., channels=)`` and
+``predict_windows(..., channels=)`` pass them (the long-horizon benchmark stacks the
+columns of a multivariate file as channels with shared weights); ``fit(data)`` on a frame
+treats every series as channel 0 (one global model).
+
+Training: shuffled mini-batches, Adam with optional clipping, a learning-rate schedule
+(``exponential`` keeps ``lr`` for ``lr_hold`` epochs, then multiplies it by ``lr_decay``
+each epoch), seeded dropout (the same ``random_state`` gives bit-identical weights and
+forecasts), MSE or MAE loss, early stopping on the validation windows with the best
+weights restored, conformal intervals as every model.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from forecast.errors import ConfigError, DataError, NumericalError
+from forecast.models._segnet import SegConfig, SegNet, dropout_mask
+from forecast.models.base import check_is_fitted
+from forecast.models.forecaster import Forecaster
+from forecast.models.rnn import EpochInfo
+from forecast.nn import CELLS
+
+__all__ = ["SegRNNForecaster"]
+
+NORMALIZATIONS = ("last", "instance", "none")
+LOSSES = ("mse", "mae")
+SCHEDULES = ("constant", "exponential", "cosine")
+EVAL_BATCH = 2048
+
+
+def _int(name, value, lo=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return int(value)
+
+
+def _choice(name, value, options):
+    if value not in options:
+        raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+    return value
+
+
+class SegRNNForecaster(Forecaster):
+    """Segment-recurrent forecaster (see the module docstring).
+
+    Architecture: ``cell``, ``segment`` (steps per segment; the last ``lookback //
+    segment`` whole segments of the lookback are read, and ``ceil(horizon / segment)``
+    segments are decoded and cut to the horizon), ``n_hidden``, ``channel_id`` (a learned
+    channel embedding in half of the decoder input), ``dropout``, ``lookback``,
+    ``horizon``, ``normalize``. Training: ``loss`` (``mse``, ``mae``), ``max_epochs``,
+    ``batch_size`` (windows of one channel), ``lr``, ``lr_schedule``, ``lr_decay``,
+    ``lr_hold``, ``weight_decay``, ``clip_norm``, ``average`` (0: off; else the decay per
+    step of an exponential moving average of the weights, which is then what validation,
+    early stopping and the fitted model use), ``patience``, ``validation_fraction``,
+    ``dtype``, ``random_state``, ``callback``.
+    """
+
+    _standardize = True
+    _transient_params = ("callback",)
+    _fitted_meta = Forecaster._fitted_meta + ("seg_config_", "n_epochs_", "best_epoch_",
+                                              "history_loss_")
+    _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_",)
+
+    def __init__(self, cell: str = "gru", segment: int = 24, n_hidden: int = 128,
+                 lookback: int = 96, horizon: int = 24, channel_id: bool = True,
+                 dropout: float = 0.1, normalize: str = "last", loss: str = "mse",
+                 max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
+                 lr_schedule: str = "constant", lr_decay: float = 0.8, lr_hold: int = 0,
+                 weight_decay: float = 0.0, clip_norm: float | None = None,
+                 average: float = 0.0, patience: int = 3,
+                 validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
+                 random_state: int = 0, callback=None):
+        self.cell = cell
+        self.segment = segment
+        self.n_hidden = n_hidden
+        self.lookback = lookback
+        self.horizon = horizon
+        self.channel_id = channel_id
+        self.dropout = dropout
+        self.normalize = normalize
+        self.loss = loss
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.lr_schedule = lr_schedule
+        self.lr_decay = lr_decay
+        self.lr_hold = lr_hold
+        self.weight_decay = weight_decay
+        self.clip_norm = clip_norm
+        self.average = average
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.dtype = dtype
+        self.levels = levels
+        self.random_state = random_state
+        self.callback = callback
+
+    # ---- Forecaster hooks ----------------------------------------------------------------
+    def _lookback_for(self, lengths):
+        return _int("lookback", self.lookback)
+
+    def _validation_fraction(self) -> float:
+        f = self.validation_fraction
+        if not (isinstance(f, (int, float)) and 0 <= f < 1):
+            raise ConfigError(f"validation_fraction must be in [0, 1), got {f!r}")
+        return float(f)
+
+    # ---- channels ------------------------------------------------------------------------
+    def fit_windows(self, X, Y, X_future=None, *, validation=None, channels=None,
+                    validation_channels=None) -> "SegRNNForecaster":
+        """`Forecaster.fit_windows` with the channel number of every window (int array
+        ``(B,)``, default all 0) and of every validation window."""
+        self._channels = {"train": channels, "val": validation_channels}
+        try:
+            return super().fit_windows(X, Y, X_future, validation=validation)
+        finally:
+            self._channels = None
+
+    def predict_windows(self, X, X_future=None, channels=None) -> np.ndarray:
+        """Point forecasts ``(B, horizon)``; `channels` as in `fit_windows`."""
+        self._pred_channels = channels
+        try:
+            return super().predict_windows(X, X_future)
+        finally:
+            self._pred_channels = None
+
+    def predict_interval_windows(self, X, X_future=None, levels=None, channels=None) -> dict:
+        self._pred_channels = channels
+        try:
+            return super().predict_interval_windows(X, X_future, levels)
+        finally:
+            self._pred_channels = None
+
+    def _check_channels(self, channels, n, n_channels=None) -> np.ndarray:
+        if channels is None:
+            return np.zeros(n, np.int64)
+        c = np.asarray(channels)
+        if c.shape != (n,) or not np.issubdtype(c.dtype, np.integer):
+            raise DataError(f"channels must be integers of shape ({n},), got {c.dtype} {c.shape}")
+        if n and c.min() < 0:
+            raise DataError("channels must be >= 0")
+        if n_channels is not None and n and c.max() >= n_channels:
+            raise DataError(f"channel {int(c.max())} is beyond the {n_channels} channels the "
+                            "model was fitted with")
+        return np.ascontiguousarray(c, dtype=np.int64)
+
+    # ---- configuration -------------------------------------------------------------------
+    def _seg_config(self, horizon: int, n_channels: int) -> SegConfig:
+        _choice("cell", self.cell, tuple(CELLS))
+        _choice("normalize", self.normalize, NORMALIZATIONS)
+        _choice("loss", self.loss, LOSSES)
+        _choice("lr_schedule", self.lr_schedule, SCHEDULES)
+        _choice("dtype", str(self.dtype), ("float32", "float64"))
+        w = _int("segment", self.segment)
+        if w > self.lookback_:
+            raise ConfigError(f"segment={w} is longer than the lookback {self.lookback_}")
+        p = self.dropout
+        if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):
+            raise ConfigError(f"dropout must be in [0, 1), got {p!r}")
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise ConfigError(f"lr must be a positive number, got {self.lr!r}")
+        if not (isinstance(self.lr_decay, (int, float)) and 0 < self.lr_decay <= 1):
+            raise ConfigError(f"lr_decay must be in (0, 1], got {self.lr_decay!r}")
+        if not (isinstance(self.weight_decay, (int, float)) and self.weight_decay >= 0):
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        clip = self.clip_norm
+        if clip is not None and not (isinstance(clip, (int, float)) and clip > 0):
+            raise ConfigError(f"clip_norm must be positive or None, got {clip!r}")
+        a = self.average
+        if not (isinstance(a, (int, float)) and not isinstance(a, bool) and 0 <= a < 1):
+            raise ConfigError(f"average must be in [0, 1), got {a!r}")
+        for name in ("max_epochs", "batch_size"):
+            _int(name, getattr(self, name))
+        _int("patience", self.patience, 0)
+        _int("lr_hold", self.lr_hold, 0)
+        return SegConfig(self.cell, w, self.lookback_ // w, -(-horizon // w), horizon,
+                         _int("n_hidden", self.n_hidden), n_channels, bool(self.channel_id),
+                         float(p), str(self.dtype))
+
+    def _lr(self, epoch: int) -> float:
+        lr = float(self.lr)
+        if self.lr_schedule == "exponential":
+            return lr * float(self.lr_decay) ** max(0, epoch - int(self.lr_hold))
+        if self.lr_schedule == "cosine":
+            return lr * 0.5 * (1.0 + math.cos(math.pi * epoch / int(self.max_epochs)))
+        return lr
+
+    # ---- per-window normalisation --------------------------------------------------------
+    def _norm(self, X):
+        """Normalised targets ``(B, L)`` and each window's offset and scale ``(B, 1)``."""
+        y = np.asarray(X[:, :, 0], np.float64)
+        if self.normalize == "last":
+            off, sc = y[:, -1:].copy(), np.ones((len(y), 1))
+        elif self.normalize == "instance":
+            off = y.mean(axis=1, keepdims=True)
+            s = np.sqrt(y.var(axis=1, keepdims=True) + 1e-5)
+            sc = s
+        else:
+            off, sc = np.zeros((len(y), 1)), np.ones((len(y), 1))
+        return (y - off) / sc, off, sc
+
+    # ---- training ------------------------------------------------------------------------
+    def _loss(self, yhat, Yn, sc, want_grad):
+        """Loss in the units of the data (as RevIN: the forecast is denormalised first) and
+        its gradient w.r.t. the normalised forecast; ``Yn`` normalised, ``sc (B, 1)``."""
+        err = (yhat.astype(np.float64) - Yn) * sc
+        if self.loss == "mse":
+            value = float(np.mean(err * err))
+            d = 2.0 * err * sc / err.size if want_grad else None
+        else:
+            value = float(np.mean(np.abs(err)))
+            d = np.sign(err) * sc / err.size if want_grad else None
+        return value, d
+
+    def _fit_arrays(self, train, val) -> None:
+        self.lookback_ = train.x.shape[1]
+        chans = getattr(self, "_channels", None) or {}
+        ch = self._check_channels(chans.get("train"), len(train))
+        chv = self._check_channels(chans.get("val"), 0 if val is None else len(val))
+        n_channels = int(max(ch.max(initial=0), chv.max(initial=0))) + 1
+        chans["calib"] = chv if val is not None and len(val) else ch
+        H = train.y.shape[1]
+        cfg = self._seg_config(H, n_channels)
+        self.seg_config_ = dict(cfg.__dict__)
+        seed = int(self.random_state if self.random_state is not None else 0)
+        rng = np.random.default_rng(seed)
+        net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
+        self._net = net
+        drop_rng = np.random.default_rng(rng.integers(0, 2**31 - 1))
+        Xn, off, sc = self._norm(train.x)
+        Yn = (train.y - off) / sc
+        if val is not None:
+            Xv, offv, scv = self._norm(val.x)
+            Yv = (val.y - offv) / scv
+        Xn = Xn.astype(net.dtype)
+        best, best_epoch, bad = np.inf, 0, 0
+        best_params = net.params.copy()
+        history = []
+        t0 = time.perf_counter()
+        n = len(Xn)
+        bs = int(self.batch_size)
+        max_epochs, patience = int(self.max_epochs), int(self.patience)
+        clip = None if self.clip_norm is None else float(self.clip_norm)
+        avg = float(self.average)
+        ema = net.params.copy() if avg else None
+        for epoch in range(max_epochs):
+            lr = self._lr(epoch)
+            order = rng.permutation(n)
+            total = 0.0
+            for i in range(0, n, bs):
+                k = np.sort(order[i:i + bs])
+                mask = dropout_mask(drop_rng, (len(k) * cfg.n_out, cfg.n_hidden), cfg.dropout,
+                                    net.dtype)
+                yhat, cache = net.forward(Xn[k], ch[k], mask, keep_cache=True)
+                loss, d = self._loss(yhat, Yn[k], sc[k], True)
+                if not math.isfinite(loss):
+                    raise NumericalError(f"the loss is {loss} at epoch {epoch + 1}: training "
+                                         "diverged (lower lr or set clip_norm)")
+                grads = net.backward(cache, d.astype(net.dtype))
+                net.step(grads, lr, float(self.weight_decay), clip)
+                if ema is not None:
+                    ema *= net.dtype.type(avg)
+                    ema += net.dtype.type(1.0 - avg) * net.params
+                total += loss * len(k)
+            train_loss = total / n
+            if ema is not None:  # evaluate (and keep) the averaged weights
+                current = net.params.copy()
+                net.params[...] = ema
+            val_loss = None if val is None else self._evaluate(Xv, Yv, chv, scv)
+            score = val_loss if val_loss is not None else train_loss
+            if not np.isfinite(score):
+                raise NumericalError(f"the loss is {score} at epoch {epoch + 1}: training "
+                                     "diverged (lower lr or set clip_norm)")
+            if score < best - 1e-12:
+                best, best_epoch, bad = score, epoch + 1, 0
+                best_params = net.params.copy()
+            else:
+                bad += 1
+            if ema is not None:
+                net.params[...] = current
+            stop = val is not None and bad > patience
+            history.append([train_loss, val_loss])
+            if self.callback is not None:
+                self.callback(EpochInfo(epoch + 1, max_epochs, float(train_loss),
+                                        None if val_loss is None else float(val_loss),
+                                        time.perf_counter() - t0, lr, best_epoch, stop))
+            if stop:
+                break
+        net.params[...] = best_params
+        self.seg_params_ = net.params.copy()
+        self.n_epochs_, self.best_epoch_ = len(history), best_epoch
+        self.history_loss_ = history
+        # seconds of the epochs, validation included (not stored in model files: it varies)
+        self.train_seconds_ = round(time.perf_counter() - t0, 3)
+
+    def _evaluate(self, Xn, Yn, ch, sc) -> float:
+        total = 0.0
+        for i in range(0, len(Xn), EVAL_BATCH):
+            s = slice(i, i + EVAL_BATCH)
+            yhat, _ = self._net.forward(Xn[s], ch[s])
+            total += self._loss(yhat, Yn[s], sc[s], False)[0] * len(Yn[s])
+        return total / len(Xn)
+
+    # ---- state / prediction --------------------------------------------------------------
+    def _restore(self) -> None:
+        cfg = SegConfig(**self.seg_config_)
+        self._net = SegNet(cfg, 0)
+        if self.seg_params_.shape != self._net.params.shape:
+            raise ValueError(f"seg_params_ has shape {self.seg_params_.shape}, expected "
+                             f"{self._net.params.shape}")
+        self._net.params[...] = self.seg_params_
+
+    def _get_net(self) -> SegNet:
+        check_is_fitted(self)
+        if getattr(self, "_net", None) is None:
+            self._restore()
+        return self._net
+
+    def _predict_arrays(self, X, F):
+        net = self._get_net()
+        if getattr(self, "_channels", None):  # conformal calibration inside fit_windows
+            ch = self._calib_channels(self._channels.get("calib"), len(X))
+        else:
+            ch = self._check_channels(getattr(self, "_pred_channels", None), len(X),
+                                      self.seg_config_["n_channels"])
+        Xn, off, sc = self._norm(X)
+        out = []
+        for i in range(0, len(Xn), EVAL_BATCH):
+            s = slice(i, i + EVAL_BATCH)
+            out.append(net.forward(Xn[s], ch[s])[0].astype(np.float64))
+        return np.concatenate(out) * sc + off
+
+    def _calib_channels(self, raw, n) -> np.ndarray:
+        """Channels of the calibration windows: `Forecaster._calibrate` takes the most
+        recent ``n`` validation windows (training windows without validation)."""
+        if raw is None:
+            return np.zeros(n, np.int64)
+        raw = np.asarray(raw, np.int64)
+        return np.ascontiguousarray(raw[len(raw) - n:])
+

@@ -1,0 +1,417 @@
+"""SegRNN (`forecast.models.segrnn`, `forecast.models._segnet`): finite-difference gradient
+checks of every piece and of the whole network (float64), a plain-numpy reference of the
+forward pass, a PyTorch cross-check when torch is installed, seeded dropout, channels,
+early stopping, model files and the command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+import pandas as pd
+import pytest
+
+from forecast import io
+from forecast.errors import ConfigError, DataError
+from forecast.models import SegRNNForecaster, make_model, model_from_state
+from forecast.models._segnet import (
+    SegConfig,
+    SegNet,
+    decoder_inputs,
+    decoder_inputs_backward,
+    dropout_mask,
+    embed_backward,
+    embed_forward,
+    linear_backward,
+    linear_forward,
+)
+import reference as ref  # tests/reference.py (tests/ is on sys.path under pytest)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def fd_grad(f, a, eps=1e-6):
+    """Central finite differences of scalar ``f()`` with respect to every entry of ``a``."""
+    g = np.zeros_like(a)
+    flat, gf = a.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        hi = f()
+        flat[i] = old - eps
+        lo = f()
+        flat[i] = old
+        gf[i] = (hi - lo) / (2 * eps)
+    return g
+
+
+def close(a, b, tol=1e-7):
+    scale = max(1.0, float(np.max(np.abs(b))))
+    assert np.max(np.abs(a - b)) <= tol * scale, np.max(np.abs(a - b))
+
+
+# ---- pieces ------------------------------------------------------------------------------
+def test_embedding_gradient():
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((3, 4, 5))
+    w, b = rng.standard_normal((6, 5)), rng.standard_normal(6)
+    up = rng.standard_normal((3, 4, 6))
+    loss = lambda: float(np.sum(embed_forward(xs, w, b)[0] * up))  # noqa: E731
+    E, pre = embed_forward(xs, w, b)
+    assert (E >= 0).all() and (pre < 0).any()  # the ReLU is active somewhere
+    dw, db = embed_backward(up, pre, xs)
+    close(dw, fd_grad(loss, w))
+    close(db, fd_grad(loss, b))
+
+
+def test_linear_and_dropout_gradient():
+    rng = np.random.default_rng(1)
+    z, w, b = rng.standard_normal((7, 4)), rng.standard_normal((3, 4)), rng.standard_normal(3)
+    mask = dropout_mask(np.random.default_rng(2), z.shape, 0.4, np.float64)
+    up = rng.standard_normal((7, 3))
+    loss = lambda: float(np.sum(linear_forward(z * mask, w, b) * up))  # noqa: E731
+    dzm, dw, db = linear_backward(up, z * mask, w)
+    close(dzm * mask, fd_grad(loss, z))  # dropout backward: the same mask
+    close(dw, fd_grad(loss, w))
+    close(db, fd_grad(loss, b))
+
+
+def test_dropout_mask_is_seeded_and_scaled():
+    a = dropout_mask(np.random.default_rng(5), (200, 50), 0.25, np.float32)
+    b = dropout_mask(np.random.default_rng(5), (200, 50), 0.25, np.float32)
+    assert a.dtype == np.float32 and np.array_equal(a, b)
+    assert set(np.unique(a)) == {0.0, np.float32(1 / 0.75)}
+    assert abs((a == 0).mean() - 0.25) < 0.02
+    assert dropout_mask(np.random.default_rng(5), (3, 3), 0.0, np.float32) is None
+
+
+@pytest.mark.parametrize("with_channels", [True, False])
+def test_decoder_input_gradient(with_channels):
+    rng = np.random.default_rng(3)
+    pos = rng.standard_normal((3, 2))
+    chan = rng.standard_normal((4, 3)) if with_channels else None
+    channels = np.array([0, 3, 3, 1, 0])
+    D = decoder_inputs(pos, chan, channels)
+    assert D.shape == (15, 5 if with_channels else 2)
+    assert np.array_equal(D[1 * 3 + 2, :2], pos[2])
+    if with_channels:
+        assert np.array_equal(D[1 * 3 + 2, 2:], chan[3])
+    up = rng.standard_normal(D.shape)
+    loss = lambda: float(np.sum(decoder_inputs(pos, chan, channels) * up))  # noqa: E731
+    dpos, dchan = decoder_inputs_backward(up, 3, 2, channels, 4 if with_channels else 0)
+    close(dpos, fd_grad(loss, pos))
+    if with_channels:
+        close(dchan, fd_grad(loss, chan))
+    else:
+        assert dchan is None
+
+
+# ---- the whole network -------------------------------------------------------------------
+def small_net(cell="gru", channel_id=True, dropout=0.3, horizon=5, seed=1):
+    cfg = SegConfig(cell, segment=3, n_seg=3, n_out=2, horizon=horizon, n_hidden=4,
+                    n_channels=2, channel_id=channel_id, dropout=dropout, dtype="float64")
+    return SegNet(cfg, seed)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("channel_id", [True, False])
+def test_end_to_end_gradient(cell, channel_id):
+    net = small_net(cell, channel_id)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((5, 10))  # lookback 10: the last 9 steps are read
+    ch = np.array([0, 1, 1, 0, 1])
+    Y = rng.standard_normal((5, 5))
+    mask = dropout_mask(np.random.default_rng(3), (5 * 2, 4), 0.3, np.float64)
+
+    def loss():
+        return 0.5 * float(np.sum((net.forward(X, ch, mask)[0] - Y) ** 2))
+
+    yhat, cache = net.forward(X, ch, mask, keep_cache=True)
+    grads = net.backward(cache, yhat - Y)
+    num = fd_grad(loss, net.params)
+    names = {k: v for k, v in net.views(num).items()}
+    for name, g in net.views(grads).items():
+        close(g, names[name])  # per parameter group, so a failure names the piece
+
+
+def test_forward_matches_a_plain_numpy_reference():
+    """Step by step, one window at a time, from the documented equations."""
+    net = small_net("gru", True, dropout=0.0, horizon=5)
+    v = net.views()
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((3, 10))
+    ch = np.array([1, 0, 1])
+    got = net.forward(X, ch)[0]
+    w = (v["rnn.weight_ih_l0"], v["rnn.weight_hh_l0"], v["rnn.bias_ih_l0"], v["rnn.bias_hh_l0"])
+    for i in range(3):
+        segs = X[i, 1:].reshape(3, 3)
+        h = np.zeros(4)
+        for s in segs:
+            e = np.maximum(v["emb.weight"] @ s + v["emb.bias"], 0)
+            h = ref.gru_step(e, h, *w)
+        out = []
+        for j in range(2):
+            dec_in = np.concatenate([v["pos_emb"][j], v["channel_emb"][ch[i]]])
+            hj = ref.gru_step(dec_in, h, *w)
+            out.append(v["out.weight"] @ hj + v["out.bias"])
+        close(got[i], np.concatenate(out)[:5], 1e-12)
+
+
+def _torch_segrnn(torch, net, cell):
+    """The reference architecture in PyTorch with `net`'s weights (float64)."""
+    cfg, v = net.cfg, net.views()
+    t = {k: torch.tensor(a, requires_grad=True) for k, a in v.items()}
+    rnn_cls = {"gru": torch.nn.GRU, "lstm": torch.nn.LSTM, "rnn": torch.nn.RNN}[cell]
+    rnn = rnn_cls(cfg.n_hidden, cfg.n_hidden, batch_first=True).double()
+    with torch.no_grad():
+        for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+            getattr(rnn, k).copy_(t["rnn." + k])
+
+    def forward(x, ch, mask):
+        N = x.shape[0]
+        xs = x[:, x.shape[1] - cfg.n_seg * cfg.segment:].reshape(N, cfg.n_seg, cfg.segment)
+        e = torch.relu(xs @ t["emb.weight"].T + t["emb.bias"])
+        _, hn = rnn(e)
+        m = cfg.n_out
+        pos = t["pos_emb"].unsqueeze(0).expand(N, m, -1)
+        if cfg.channel_id:
+            chan = t["channel_emb"][ch].unsqueeze(1).expand(N, m, -1)
+            pos = torch.cat([pos, chan], dim=-1)
+        dec_in = pos.reshape(N * m, 1, cfg.n_hidden)
+        if cell == "lstm":
+            h0 = tuple(s.repeat_interleave(m, dim=1) for s in hn)
+            _, (hy, _) = rnn(dec_in, h0)
+        else:
+            _, hy = rnn(dec_in, hn.repeat_interleave(m, dim=1))
+        z = hy[0] * mask
+        y = z @ t["out.weight"].T + t["out.bias"]
+        return y.reshape(N, m * cfg.segment)[:, :cfg.horizon]
+    return rnn, t, forward
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_torch_cross_check(cell):
+    torch = pytest.importorskip("torch")
+    net = small_net(cell, True, dropout=0.3, horizon=5)
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((6, 10))
+    ch = np.array([0, 1, 0, 1, 1, 0])
+    Y = rng.standard_normal((6, 5))
+    mask = dropout_mask(np.random.default_rng(7), (12, 4), 0.3, np.float64)
+    yhat, cache = net.forward(X, ch, mask, keep_cache=True)
+    grads = net.views(net.backward(cache, 2 * (yhat - Y) / Y.size))
+    rnn, t, forward = _torch_segrnn(torch, net, cell)
+    ty = forward(torch.tensor(X), torch.tensor(ch), torch.tensor(mask))
+    loss = torch.mean((ty - torch.tensor(Y)) ** 2)
+    loss.backward()
+    close(yhat, ty.detach().numpy(), 1e-12)
+    for k in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
+        close(grads["rnn." + k], getattr(rnn, k).grad.numpy(), 1e-10)
+    for k in ("emb.weight", "emb.bias", "pos_emb", "channel_emb", "out.weight", "out.bias"):
+        close(grads[k], t[k].grad.numpy(), 1e-10)
+
+
+# ---- the estimator -----------------------------------------------------------------------
+def windows(n=240, L=24, H=6, C=2, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + L + H)
+    cols = [np.sin(2 * np.pi * t / 12 + c) * (1 + c) + 0.1 * rng.standard_normal(t.size)
+            for c in range(C)]
+    X = np.stack([[col[i:i + L] for i in range(n)] for col in cols], 1)  # (n, C, L)
+    Y = np.stack([[col[i + L:i + L + H] for i in range(n)] for col in cols], 1)
+    ch = np.tile(np.arange(C), n)
+    return X.reshape(n * C, L, 1), Y.reshape(n * C, H), ch
+
+
+def tiny(**kw):
+    base = dict(lookback=24, horizon=6, segment=6, n_hidden=8, max_epochs=3, batch_size=32,
+                lr=3e-3, dropout=0.2, random_state=0, levels=(80,))
+    return SegRNNForecaster(**{**base, **kw})
+
+
+def test_fit_windows_learns_and_channels_matter():
+    X, Y, ch = windows()
+    n = len(X) * 3 // 4
+    model = tiny(max_epochs=8).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]),
+                                           channels=ch[:n], validation_channels=ch[n:])
+    assert model.seg_config_["n_channels"] == 2 and model.seg_config_["n_seg"] == 4
+    pred = model.predict_windows(X[n:], channels=ch[n:])
+    mse = np.mean((pred - Y[n:]) ** 2)
+    naive = np.mean((X[n:, -1:, 0] - Y[n:]) ** 2)
+    assert mse < 0.5 * naive
+    other = model.predict_windows(X[n:], channels=1 - ch[n:])
+    assert not np.allclose(other, pred)
+    with pytest.raises(DataError, match="beyond the 2 channels"):
+        model.predict_windows(X[:2], channels=np.array([0, 2]))
+    with pytest.raises(DataError, match="channels must be integers"):
+        model.predict_windows(X[:2], channels=np.array([0.0, 1.0]))
+    bounds = model.predict_interval_windows(X[n:n + 4], channels=ch[n:n + 4])
+    lo, hi = bounds[80.0]
+    assert (lo < hi).all()
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, Y, ch = windows()
+    seen = []
+    model = tiny(max_epochs=30, lr=3e-2, patience=1, callback=seen.append)
+    model.fit_windows(X[:300], Y[:300], validation=(X[300:], Y[300:]))
+    val = [v for _, v in model.history_loss_]
+    assert model.best_epoch_ == int(np.argmin(val)) + 1
+    assert model.n_epochs_ == len(seen) and seen[-1].stopped == (model.n_epochs_ < 30)
+    Xn, off, sc = model._norm(X[300:])
+    restored = model._evaluate(Xn, (Y[300:] - off) / sc, np.zeros(len(X) - 300, np.int64), sc)
+    assert restored == pytest.approx(min(val), rel=1e-6)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_same_seed_same_bits_and_dropout_is_seeded(cell):
+    X, Y, ch = windows(n=80)
+    a = tiny(cell=cell).fit_windows(X, Y, channels=ch)
+    b = tiny(cell=cell).fit_windows(X, Y, channels=ch)
+    c = tiny(cell=cell, random_state=1).fit_windows(X, Y, channels=ch)
+    assert np.array_equal(a.seg_params_, b.seg_params_)
+    assert np.array_equal(a.predict_windows(X, channels=ch), b.predict_windows(X, channels=ch))
+    assert not np.array_equal(a.seg_params_, c.seg_params_)
+    d = tiny(cell=cell, dropout=0.0).fit_windows(X, Y, channels=ch)
+    assert not np.array_equal(a.seg_params_, d.seg_params_)
+
+
+def test_thread_count_does_not_change_the_bits():
+    X, Y, ch = windows(n=100)
+    saved = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = tiny(batch_size=100).fit_windows(X, Y, channels=ch).seg_params_
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        two = tiny(batch_size=100).fit_windows(X, Y, channels=ch).seg_params_
+    finally:
+        numba.set_num_threads(saved)
+    assert np.array_equal(one, two)
+
+
+@pytest.mark.parametrize("normalize", ["last", "instance", "none"])
+def test_normalisations_and_mae_loss(normalize):
+    X, Y, ch = windows(n=60)
+    model = tiny(normalize=normalize, loss="mae", horizon=5, segment=4).fit_windows(X, Y[:, :5])
+    assert model.seg_config_["n_out"] == 2  # ceil(5 / 4) segments, cut to 5
+    assert model.predict_windows(X[:3]).shape == (3, 5)
+
+
+def test_bad_parameters_are_config_errors():
+    X, Y, _ = windows(n=20)
+    for kw, msg in ((dict(segment=30), "segment=30 is longer than the lookback"),
+                    (dict(dropout=1.0), "dropout must be in"),
+                    (dict(cell="tcn"), "cell must be one of"),
+                    (dict(normalize="revin"), "normalize must be one of"),
+                    (dict(loss="huber"), "loss must be one of")):
+        with pytest.raises(ConfigError, match=msg):
+            tiny(**kw).fit_windows(X, Y)
+
+
+def series(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    y = 10 + np.sin(2 * np.pi * t / 7) + 0.2 * rng.standard_normal(n)
+    return pd.Series(y, index=pd.date_range("2020-01-01", periods=n, freq="D"), name="y")
+
+
+def test_fit_predict_save_load_identical(tmp_path):
+    data = series()
+    model = make_model("segrnn", lookback=28, horizon=7, segment=7, n_hidden=8, max_epochs=2,
+                       random_state=0)
+    out = model.fit(data).predict()
+    assert list(out.columns) == ["unique_id", "ds", "yhat", "yhat_lower_80", "yhat_upper_80",
+                                 "yhat_lower_95", "yhat_upper_95"]
+    assert len(out) == 7 and np.isfinite(out["yhat"]).all()
+    path = io.save_model(tmp_path / "seg.npz", model, name="segrnn")
+    back = io.load_model(path).model
+    pd.testing.assert_frame_equal(back.predict(), out, check_exact=True)
+    meta, arrays = model.to_state()
+    again = model_from_state(json.loads(json.dumps(meta)), arrays)
+    pd.testing.assert_frame_equal(again.predict(), out, check_exact=True)
+
+
+# ---- command line and benchmark ----------------------------------------------------------
+def test_cli_fit_predict_backtest_on_a_bundled_dataset(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from forecast.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    run = lambda *a: CliRunner().invoke(app, [str(x) for x in a])  # noqa: E731
+    tiny_opts = ["--hidden", "8", "--epochs", "2", "--lookback", "48", "--horizon", "24"]
+    res = run("fit", "etth1", "-m", "segrnn", *tiny_opts, "-p", "segment=12", "-o", "seg.npz")
+    assert res.exit_code == 0, res.output
+    loaded = io.load_model(tmp_path / "seg.npz")
+    assert loaded.manifest["model"]["name"] == "segrnn"
+    assert loaded.model.seg_config_["n_seg"] == 4
+    res = run("predict", "seg.npz")
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(pd.io.common.StringIO(res.stdout))) == 24
+    res = run("report", "seg.npz", "-o", "seg.html")
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "seg.html").stat().st_size > 1000
+    res = run("backtest", "etth1", "--models", "segrnn", *tiny_opts, "--folds", "2",
+              "-o", "bt.csv")
+    assert res.exit_code == 0, res.output
+    assert "segrnn" in set(pd.read_csv(tmp_path / "bt.csv")["model"])
+
+
+def test_benchmark_script_runs_segrnn_multivariate():
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "ltsf.py"), "--data",
+           str(ROOT / "datasets" / "ETTh1.csv"), "--layout", "ett-hour", "--features", "M",
+           "--lookback", "96", "--horizon", "24", "--model", "segrnn", "--option", "max_epochs=1",
+           "--option", "n_hidden=8", "--option", "segment=24"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["epochs"] == 1 and out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
+    assert out["windows"] == 2857
+
+
+def test_batch_file_with_segrnn(tmp_path):
+    import test_batch as tb  # tests/test_batch.py (tests/ is on sys.path under pytest)
+
+    tb.make_series(tmp_path / "data", 2)
+    defaults = tb.DEFAULTS.replace('model = "gru"', 'model = "segrnn"').replace(
+        "folds = 2", "folds = 1\nparams = { segment = 5 }")
+    batch = tb.write_batch(tmp_path, top="reports = false", defaults=defaults)
+    res = tb.runner.invoke(tb.app, ["batch", "run", str(batch), "--run-id", "r1"])
+    assert res.exit_code == 0, res.output
+    table = tb.forecasts(tmp_path / "out" / "runs" / "r1")
+    assert set(table["model"]) == {"segrnn"} and len(table) == 10
+
+
+def test_weight_averaging_is_what_is_kept():
+    X, Y, ch = windows(n=80)
+    n = 120
+    plain = tiny(max_epochs=2).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    avg = tiny(max_epochs=2, average=0.9).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    again = tiny(max_epochs=2, average=0.9).fit_windows(X[:n], Y[:n], validation=(X[n:], Y[n:]))
+    assert np.array_equal(avg.seg_params_, again.seg_params_)
+    assert not np.array_equal(avg.seg_params_, plain.seg_params_)
+    Xn, off, sc = avg._norm(X[n:])
+    score = avg._evaluate(Xn, (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64), sc)
+    assert score == pytest.approx(min(v for _, v in avg.history_loss_), rel=1e-6)
+    with pytest.raises(ConfigError, match="average must be in"):
+        tiny(average=1.0).fit_windows(X, Y)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae"])
+def test_loss_is_in_data_units_with_its_gradient(loss):
+    """With instance normalisation the loss is taken on the denormalised forecast (RevIN)."""
+    rng = np.random.default_rng(8)
+    model = tiny(normalize="instance", loss=loss)
+    X = rng.standard_normal((4, 24, 1)) * np.array([1, 5, 0.1, 2])[:, None, None]
+    Y = rng.standard_normal((4, 6))
+    Xn, off, sc = model._norm(X)
+    Yn = (Y - off) / sc
+    yhat = rng.standard_normal((4, 6))
+    value, d = model._loss(yhat, Yn, sc, True)
+    err = yhat * sc + off - Y
+    assert value == pytest.approx(np.mean(err ** 2) if loss == "mse" else np.mean(np.abs(err)))
+    close(d, fd_grad(lambda: model._loss(yhat, Yn, sc, False)[0], yhat), 1e-6)
