@@ -33,7 +33,7 @@ import numpy as np
 
 from forecast.errors import ConfigError
 from forecast.kernels import _jit, cells
-from forecast.nn import CELLS, DTYPES, RecurrentNet
+from forecast.nn import DTYPES, RecurrentNet
 
 __all__ = ["KERNELS", "Job", "pending", "compile_job", "precompile"]
 
@@ -162,10 +162,6 @@ def _run_worker(job: Job, env: dict) -> bool:
         return False
     return proc.returncode == 0
 
-
-def needed(models: Sequence[str], dtype: str = "float32") -> list[tuple[str, str]]:
-    """The ``(cell, dtype)`` pairs that fitting `models` (short names) will use."""
-    return [(m, dtype) for m in dict.fromkeys(models) if m in CELLS]
 
 
 if __name__ == "__main__":  # a worker of `precompile`: python -m forecast.precompile CELL DTYPE PART
