@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     fitted = getattr(args, "fitted", None)
     if fitted is not None and hasattr(fitted, "best_epoch_"):
         out.update(epochs=fitted.n_epochs_, best_epoch=fitted.best_epoch_)
+        hist = getattr(fitted, "history_loss_", None)
+        if hist and fitted.best_epoch_ and hist[fitted.best_epoch_ - 1][1] is not None:
+            out["val_loss"] = float(hist[fitted.best_epoch_ - 1][1])  # what tuning may read
     if fitted is not None and getattr(fitted, "train_seconds_", None) is not None:
         out.update(train_seconds=fitted.train_seconds_,
                    seconds_per_epoch=round(fitted.train_seconds_ / max(1, fitted.n_epochs_), 2))

@@ -42,6 +42,7 @@ LOSSES = ("mse", "mae", "huber", "pinball", "cross_entropy")
 DTYPES = ("float32", "float64")
 CHUNK_ROWS = 32  # target samples per parallel chunk (see _n_chunks; 32 beat 16 on 2 cores)
 MAX_CHUNKS = 16
+MIN_CHUNK_ROWS = 16  # fewest rows of a chunk when a batch is split below CHUNK_ROWS
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,13 @@ def _stack(arrays):
 
 
 def _n_chunks(batch: int) -> int:
-    """Number of parallel batch chunks: a function of the batch size only."""
-    return int(max(1, min(MAX_CHUNKS, batch // CHUNK_ROWS)))
+    """Number of parallel batch chunks: a function of the batch size only. About
+    CHUNK_ROWS rows a chunk, but a batch of 32 to 63 rows (the common ``batch_size=32``)
+    is two chunks of at least 16, so that both cores of a small machine work on it."""
+    n = batch // CHUNK_ROWS
+    if n == 1 and batch >= 2 * MIN_CHUNK_ROWS:
+        n = 2
+    return int(max(1, min(MAX_CHUNKS, n)))
 
 
 class _BufferPool:
@@ -360,16 +366,18 @@ class RecurrentNet:
         return tuple(out) if self.cell == "lstm" else out[0]
 
     # ------------------------------------------------------------------ recurrent stack
-    def forward_sequence(self, x, lengths=None, state=None):
+    def forward_sequence(self, x, lengths=None, state=None, keep_cache=True):
         """Run the recurrent stack over whole sequences.
 
         Returns ``(hs, final_state, cache)``: ``hs (B, T, H)`` holds the top layer's
         state at every step (zero at padded steps), ``final_state`` is ``h_n`` (or
         ``(h_n, c_n)`` for LSTM) shaped ``(n_layers, B, H)``, and ``cache`` feeds
-        :meth:`backward_sequence`.
+        :meth:`backward_sequence` (``keep_cache=False``: prediction only, the LSTM skips
+        its cache and ``cache`` cannot feed backward).
         """
         x, lengths = self._check_x(x, lengths)
-        hs, final, cache = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state)
+        hs, final, cache = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths,
+                                            state, keep_cache)
         return np.ascontiguousarray(hs.transpose(1, 0, 2)), final, cache
 
     def backward_sequence(self, cache, dhs, dstate=None):
@@ -389,28 +397,35 @@ class RecurrentNet:
         dx, d0, grads = self._backward_tm(cache, np.ascontiguousarray(dhs.transpose(1, 0, 2)), dstate)
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), d0, grads
 
-    def _forward_tm(self, x, lengths, state):
-        """The stack over time-major ``x (T, B, I)``; returns time-major ``hs``."""
+    def _forward_tm(self, x, lengths, state, keep_cache=True):
+        """The stack over time-major ``x (T, B, I)``; returns time-major ``hs``.
+        ``keep_cache=False`` (prediction) lets the LSTM skip its training cache
+        (`cells.lstm_infer`: the same bits, far less memory traffic)."""
         B = x.shape[1]
         state = self._initial_state(state, B)
         nch = _n_chunks(B)
         act = ACTIVATIONS[self.activation]
         _pin_kernel_blas()
         with _threads_for(nch):
-            layers, h_n, c_n, inp = self._run_layers(x, lengths, state, nch, act)
+            layers, h_n, c_n, inp = self._run_layers(x, lengths, state, nch, act, keep_cache)
         final = _stack(h_n)
         if self.cell == "lstm":
             final = (final, _stack(c_n))
         return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
 
-    def _run_layers(self, x, lengths, state, nch, act):
+    def _run_layers(self, x, lengths, state, nch, act, keep_cache=True):
         layers, h_n, c_n = [], [], []
         inp = x
         T, B, H, dt, pool = x.shape[0], x.shape[1], self.n_hidden, self.dtype, self._pool
         for k in range(self.n_layers):
             w = self._layer(k, self._views)
             hs = pool.get(("hs", k), (T, B, H), dt)
-            if self.cell == "lstm":
+            if self.cell == "lstm" and not keep_cache:
+                h0, c0 = state[0][k], state[1][k]
+                hs, hk, ck = cells.lstm_infer(inp, lengths, h0, c0, *w, nch, hs)
+                layers.append(None)
+                c_n.append(ck)
+            elif self.cell == "lstm":
                 h0, c0 = state[0][k], state[1][k]
                 gates = pool.get(("gates", k), (T, B, 4, H), dt)
                 cs = pool.get(("cs", k), (T, B, H), dt)
@@ -500,7 +515,8 @@ class RecurrentNet:
         state (many-to-one), or ``(B, T, n_output)`` at every step with ``sequence=True``
         (many-to-many; padded steps give the head's bias)."""
         x, lengths = self._check_x(x, lengths)
-        hs, final, _ = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state)
+        hs, final, _ = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths, state,
+                                        keep_cache=False)
         if sequence:
             return self._head(hs.transpose(1, 0, 2))
         return self._head(self._last_state(final))

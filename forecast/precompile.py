@@ -37,17 +37,19 @@ from forecast.nn import DTYPES, RecurrentNet
 
 __all__ = ["KERNELS", "Job", "pending", "compile_job", "precompile"]
 
-#: The kernels each cell needs for training: (forward, backward) names in `cells`.
-KERNELS = {"rnn": ("rnn_forward", "rnn_backward"), "gru": ("gru_forward", "gru_backward"),
-           "lstm": ("lstm_forward", "lstm_backward")}
-_PARTS = ("forward", "backward")
+#: The kernels each cell needs for training and prediction, by part: names in `cells`
+#: (the LSTM predicts with its cache-free `lstm_infer`; the other cells' forward serves both).
+KERNELS = {"rnn": {"forward": "rnn_forward", "backward": "rnn_backward"},
+           "gru": {"forward": "gru_forward", "backward": "gru_backward"},
+           "lstm": {"forward": "lstm_forward", "backward": "lstm_backward",
+                    "infer": "lstm_infer"}}
 ENABLED = os.environ.get("FORECAST_PRECOMPILE", "1").strip().lower() not in {"0", "false", "no", "off"}
 
 
 @dataclass(frozen=True)
 class Job:
     """One kernel to compile: ``cell`` (rnn/gru/lstm), ``dtype`` and ``part``
-    (``forward`` or ``backward``)."""
+    (``forward``, ``backward`` or, for the LSTM, ``infer``)."""
 
     cell: str
     dtype: str
@@ -55,7 +57,7 @@ class Job:
 
     @property
     def kernel(self) -> str:
-        return KERNELS[self.cell][_PARTS.index(self.part)]
+        return KERNELS[self.cell][self.part]
 
     def __str__(self) -> str:
         return f"{self.cell} {self.part} ({self.dtype})"
@@ -87,7 +89,7 @@ def pending(pairs: Iterable[tuple[str, str]]) -> list[Job]:
                               f"{sorted(KERNELS)} and a dtype of {list(DTYPES)}")
         if _jit.DISABLED:
             continue
-        for part, name in zip(_PARTS, KERNELS[cell]):
+        for part, name in KERNELS[cell].items():
             if not _is_ready(getattr(cells, name), np.dtype(dtype)):
                 jobs.append(Job(cell, dtype, part))
     return jobs
@@ -100,8 +102,11 @@ def compile_job(job: Job) -> str:
     T, B, H, dt = 2, 2, 2, np.dtype(job.dtype)
     x, lengths = net._check_x(np.zeros((B, T, 1), dt), None)
     xt = np.ascontiguousarray(x.transpose(1, 0, 2))
-    if job.part == "forward":
-        net._forward_tm(xt, lengths, None)
+    if job.part not in KERNELS.get(job.cell, {}):
+        raise ConfigError(f"unknown kernel part {job.part!r} of {job.cell!r}; expected one of "
+                          f"{sorted(KERNELS.get(job.cell, {}))}")
+    if job.part in ("forward", "infer"):
+        net._forward_tm(xt, lengths, None, keep_cache=job.part == "forward")
         return str(job)
     z = lambda *shape: np.zeros(shape, dt)  # noqa: E731
     h0 = z(1, B, H)[0]

@@ -145,8 +145,11 @@ def test_interval_coverage_on_bundled_datasets(name):
                    BacktestConfig(horizon=10, n_folds=40, step=10, refit_every=10,
                                   baselines=()))
     for model, row in res.summary.set_index("model").iterrows():
-        # 0.07: on AAPL the 80 % intervals cover 73.75 % (naive) and 74.5 % (nlinear)
-        # since intervals are calibrated on a held-out tail (a known gap, issue 14)
+        # 0.07: on AAPL the 80 % intervals cover 73.75 % (naive) and 74.5 % (nlinear).
+        # Not a calibration fault but a shift: over these last 400 days the 10-day change
+        # has a mean of 0.43 standard deviations (a steady climb), against 0.08 in the
+        # calibration tail before them, and a symmetric 80 % interval around a forecast
+        # off by 0.43 sd covers about 76 % of a normal truth
         assert abs(row["coverage_80"] - 0.80) <= 0.07, (name, model, row["coverage_80"])
         assert abs(row["coverage_95"] - 0.95) <= 0.05, (name, model, row["coverage_95"])
 

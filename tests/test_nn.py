@@ -221,6 +221,11 @@ def test_n_chunks_depends_on_batch_size_only(monkeypatch):
     monkeypatch.setattr(fnn, "CHUNK_ROWS", 3)
     monkeypatch.setattr(fnn, "MAX_CHUNKS", 8)
     assert [fnn._n_chunks(b) for b in (1, 5, 6, 23, 24, 49)] == [1, 1, 2, 7, 8, 8]
+    monkeypatch.setattr(fnn, "CHUNK_ROWS", 32)
+    monkeypatch.setattr(fnn, "MAX_CHUNKS", 16)
+    # 32 to 63 rows: two chunks of at least MIN_CHUNK_ROWS (16), so both cores work
+    assert [fnn._n_chunks(b) for b in (16, 31, 32, 48, 63, 64, 96, 127)] == \
+        [1, 1, 2, 2, 2, 2, 3, 3]
     for b in (1, 7, 100):  # nothing else (threads, dtype) enters
         assert all(isinstance(fnn._n_chunks(b), int) for _ in range(2))
 
@@ -876,3 +881,26 @@ def test_training_steps_reuse_their_buffers():
     assert {k: id(v) for k, v in net._pool._arrays.items()} == first
     net.release_buffers()
     assert not net._pool._arrays
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_lstm_prediction_without_cache_gives_the_same_bits(dtype, n_layers):
+    """`cells.lstm_infer` (prediction: no training cache) against `lstm_forward`: the same
+    states, bit for bit, with padding, over several chunks, from a given state too."""
+    net = make_net("lstm", "tanh", n_layers, n_hidden=5, dtype=dtype, seed=3)
+    rng = np.random.default_rng(4)
+    for B in (3, 40, 70):  # 1, 2 and 2 chunks of unequal size
+        x, lengths = ragged(rng, B, 9, 3, dtype=dtype)
+        h0 = rng.standard_normal((n_layers, B, 5)).astype(dtype)
+        c0 = rng.standard_normal((n_layers, B, 5)).astype(dtype)
+        for state in (None, (h0, c0)):
+            hs, final, cache = net.forward_sequence(x, lengths, state=state)
+            hs2, final2, _ = net.forward_sequence(x, lengths, state=state, keep_cache=False)
+            np.testing.assert_array_equal(hs, hs2)
+            for a, b in zip(state_arrays(final), state_arrays(final2)):
+                np.testing.assert_array_equal(a, b)
+            assert cache["layers"][0] is not None  # training still gets its cache
+        np.testing.assert_array_equal(net.forward(x, lengths),
+                                      net._head(net._last_state(net.forward_sequence(
+                                          x, lengths)[1])))

@@ -548,6 +548,69 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
     return hs, h_n, c_n, gates, cs
 
 
+@kernel(parallel=True)
+def lstm_infer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
+    """`lstm_forward` without the training cache: returns ``(hs, h_n, c_n)``.
+
+    The gates of a step live in a small per-chunk buffer (``nb x 4H``, in cache) instead
+    of the ``(T, B, 4, H)`` array backward needs, and the cell states are not kept: at
+    config c that cache is 88 MB of float32 writes per layer, which made inference
+    memory-bound. The arithmetic is `lstm_forward`'s, in the same order on the same
+    operands (one product per step over the chunk's rows), so the outputs are the same
+    bits."""
+    T, B, I = x.shape
+    H = w_hh.shape[1]
+    GH = 4 * H
+    dt = x.dtype
+    h_n = np.empty((B, H), dt)
+    c_n = np.empty((B, H), dt)
+    bias = (b_ih + b_hh).reshape(4, H)
+    one = dt.type(1.0)
+    w_catT = np.ascontiguousarray(_concat_weights(w_ih, w_hh).T)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(B, n_chunks, k)
+        nb = b1 - b0
+        if nb > 0:
+            xh = np.empty((nb, I + H), dt)
+            g = np.empty((nb, GH), dt)
+            c = c0[b0:b1].copy()
+            for bb in range(nb):
+                for j in range(H):
+                    xh[bb, I + j] = h0[b0 + bb, j]
+            for t in range(T):
+                for bb in range(nb):
+                    for i in range(I):
+                        xh[bb, i] = x[t, b0 + bb, i]
+                _mm(xh, w_catT, g, 0.0, False, False)
+                for bb in range(nb):
+                    b = b0 + bb
+                    if t >= lengths[b]:
+                        hs[t, b, :] = 0
+                    else:
+                        for q in range(4):
+                            for j in range(H):
+                                g[bb, q * H + j] += bias[q, j]
+                        for j in range(H):
+                            g[bb, j] = one / (one + vexp(-g[bb, j]))
+                        for j in range(H):
+                            g[bb, H + j] = one / (one + vexp(-g[bb, H + j]))
+                        for j in range(H):
+                            g[bb, 2 * H + j] = vtanh(g[bb, 2 * H + j])
+                        for j in range(H):
+                            g[bb, 3 * H + j] = one / (one + vexp(-g[bb, 3 * H + j]))
+                        for j in range(H):
+                            c[bb, j] = g[bb, H + j] * c[bb, j] + g[bb, j] * g[bb, 2 * H + j]
+                        for j in range(H):
+                            hs[t, b, j] = g[bb, 3 * H + j] * vtanh(c[bb, j])
+                        for j in range(H):
+                            xh[bb, I + j] = hs[t, b, j]
+            for bb in range(nb):
+                for j in range(H):
+                    h_n[b0 + bb, j] = xh[bb, I + j]
+            _put_rows(c_n, b0, c)
+    return hs, h_n, c_n
+
+
 BLOCK_STEPS = 16  # steps per weight-gradient product in backward (see lstm_backward)
 
 

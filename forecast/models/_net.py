@@ -169,14 +169,15 @@ class SeqNet:
         parts = [pos] if F is None else [pos, F]
         return np.ascontiguousarray(np.concatenate(parts, axis=2), dtype=self.dtype)
 
-    def forward(self, x, F=None, hw=None):
+    def forward(self, x, F=None, hw=None, keep_cache=True):
         """``x (B, T, n_input)``, ``F (B, horizon, K)``, ``hw (B, A)`` the highway inputs.
-        Returns ``(out (B, steps_out, Q), logits (B, 3) or None, cache)``."""
+        Returns ``(out (B, steps_out, Q), logits (B, 3) or None, cache)``;
+        ``keep_cache=False`` for prediction (the cache cannot feed `backward` then)."""
         c = self.cfg
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
         B = x.shape[0]
-        hs, final, ecache = self.enc.forward_sequence(x)
+        hs, final, ecache = self.enc.forward_sequence(x, keep_cache=keep_cache)
         hT = self._top(final)
         cache = {"ecache": ecache, "hT": hT, "hs_shape": hs.shape, "final": final, "B": B}
         Q = c.n_quantiles
@@ -196,7 +197,7 @@ class SeqNet:
             raw = raw[:, None, :]
         else:
             din = self._dec_inputs(F, B)
-            dhs, _, dcache = self.dec.forward_sequence(din, state=final)
+            dhs, _, dcache = self.dec.forward_sequence(din, state=final, keep_cache=keep_cache)
             raw = dhs @ v["W"].T + v["b"]
             cache.update(dhs=dhs, dcache=dcache)
         if c.highway:
@@ -268,7 +269,7 @@ class SeqNet:
         c = self.cfg
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        hs, state, _ = self.enc.forward_sequence(x)
+        hs, state, _ = self.enc.forward_sequence(x, keep_cache=False)
         hw = None if hw is None else np.array(hw, dtype=self.dtype)
         outs = []
         for k in range(steps):
@@ -284,7 +285,7 @@ class SeqNet:
             point = out[:, 0, c.median_index]
             if k + 1 < steps:
                 nxt = np.ascontiguousarray(feed(k, point)[:, None, :], dtype=self.dtype)
-                _, state, _ = self.enc.forward_sequence(nxt, state=state)
+                _, state, _ = self.enc.forward_sequence(nxt, state=state, keep_cache=False)
                 if c.highway:
                     hw = np.concatenate([hw[:, 1:], point[:, None]], axis=1)
         return np.stack(outs, axis=1)

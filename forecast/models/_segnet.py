@@ -199,7 +199,7 @@ class SegNet:
         self._sync()
         xs = np.ascontiguousarray(X[:, X.shape[1] - n * w:], dtype=self.dtype).reshape(N, n, w)
         E, pre = embed_forward(xs, v["emb.weight"], v["emb.bias"])
-        _, final, cache_e = self.enc.forward_sequence(E)
+        _, final, cache_e = self.enc.forward_sequence(E, keep_cache=keep_cache)
         chan = v.get("channel_emb")
         D = decoder_inputs(v["pos_emb"], chan, channels)
         lstm = cfg.cell == "lstm"
@@ -207,7 +207,8 @@ class SegNet:
             h0 = (np.repeat(final[0], m, axis=1), np.repeat(final[1], m, axis=1))
         else:
             h0 = np.repeat(final, m, axis=1)
-        _, final_d, cache_d = self.dec.forward_sequence(D[:, None, :], state=h0)
+        _, final_d, cache_d = self.dec.forward_sequence(D[:, None, :], state=h0,
+                                                        keep_cache=keep_cache)
         hy = (final_d[0] if lstm else final_d)[0]  # (N * m, d)
         z = hy if mask is None else hy * mask
         out = linear_forward(z, v["out.weight"], v["out.bias"])  # (N * m, w)

@@ -421,7 +421,8 @@ class RNNForecaster(Forecaster):
         total = 0.0
         for i in range(0, len(X), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
-            out, logits, _ = self._net.forward(X[s], _take(F, s), None if hw is None else hw[s])
+            out, logits, _ = self._net.forward(X[s], _take(F, s), None if hw is None else hw[s],
+                                               keep_cache=False)
             v, _ = self._loss_value(out.astype(np.float64), Y[s], tc, False)
             if labels is not None:
                 p = self._softmax(logits.astype(np.float64))
@@ -466,9 +467,10 @@ class RNNForecaster(Forecaster):
             if self.strategy == "recursive":
                 out = net.rollout(Xn[s], Fs, None if hw is None else hw[s], H,
                                   self._feeder(Xn[s], Fs))
-                lg = net.forward(Xn[s], Fs, None if hw is None else hw[s])[1]
+                lg = net.forward(Xn[s], Fs, None if hw is None else hw[s], keep_cache=False)[1]
             else:
-                out, lg, _ = net.forward(Xn[s], Fs, None if hw is None else hw[s])
+                out, lg, _ = net.forward(Xn[s], Fs, None if hw is None else hw[s],
+                                         keep_cache=False)
             outs.append(out.astype(np.float64))
             logits.append(lg)
         out = np.concatenate(outs)

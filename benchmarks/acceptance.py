@@ -1,0 +1,91 @@
+"""The check of issue 14 on real series: 40-fold backtests with the default models.
+
+    python benchmarks/acceptance.py                      # every case
+    python benchmarks/acceptance.py --cases aapl,goog --models gru,auto
+
+Runs what a user runs (`forecast.workflows.backtest`, the engine of `forecast backtest`)
+with its defaults (horizon: one season; refit every folds/4, recurrent models warm;
+levels 80 and 95) and 40 folds on the bundled daily temperatures (Seattle temp_max and
+temp_min), the hourly ETTh1 oil temperature and the daily AAPL and GOOG closes, with the
+baselines naive, seasonal naive and drift. For each case it prints every model's MAE, its
+MAE relative to the best of those baselines (``rel``: below 0.95 is a win on a weather
+series; within 0.98-1.02 of naive is the honest result on a price series), the 80 % and
+95 % interval coverage and the seconds it took, then one line per case with the verdict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+from forecast import workflows as wf
+
+#: (name, bundled dataset, target, kind): kind "weather" must win by 5 %, "price" must
+#: stay within 2 % of naive.
+CASES = [
+    ("seattle-temp_max", "seattle-weather", "temp_max", "weather"),
+    ("seattle-temp_min", "seattle-weather", "temp_min", "weather"),
+    ("etth1-OT", "etth1", "OT", "weather"),
+    ("aapl", "aapl", "Close", "price"),
+    ("goog", "goog", "Close", "price"),
+]
+BASELINES = ("naive", "seasonal_naive", "drift")
+
+
+def cpu() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
+    ap.add_argument("--models", default="gru", help="models besides the baselines")
+    ap.add_argument("--folds", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print(f"CPU: {cpu()}, {os.cpu_count()} cores; folds {args.folds}; seed {args.seed}")
+    verdicts = []
+    for name, source, target, kind in CASES:
+        if name not in args.cases.split(","):
+            continue
+        specs = [wf.ModelSpec(m, seed=args.seed) for m in args.models.split(",")]
+        specs += [wf.ModelSpec(b) for b in BASELINES if b not in args.models.split(",")]
+        t0 = time.perf_counter()
+        run = wf.backtest(wf.DataSpec(source, target=target), specs,
+                          wf.BacktestSpec(folds=args.folds, baselines=()))
+        wall = time.perf_counter() - t0
+        s = run.result.summary.set_index("model")
+        best = min(s.loc[b, "mae"] for b in BASELINES if b in s.index)
+        naive = s.loc["naive", "mae"]
+        print(f"\n{name} ({kind}), horizon {run.result.config.horizon}, {wall:.0f} s")
+        print(f"  {'model':16s} {'mae':>10s} {'rel best':>9s} {'rel naive':>9s} "
+              f"{'cov80':>6s} {'cov95':>6s} {'seconds':>8s}")
+        for model, row in s.iterrows():
+            secs = row.get("fit_seconds", 0) + row.get("predict_seconds", 0)
+            print(f"  {model:16s} {row['mae']:10.4f} {row['mae'] / best:9.3f} "
+                  f"{row['mae'] / naive:9.3f} {row['coverage_80']:6.3f} "
+                  f"{row['coverage_95']:6.3f} {secs:8.1f}")
+        cov_ok = all(0.75 <= r["coverage_80"] <= 0.85 and 0.91 <= r["coverage_95"] <= 0.98
+                     for _, r in s.iterrows())
+        for m in args.models.split(","):
+            rel = s.loc[m, "mae"] / (best if kind == "weather" else naive)
+            ok = rel <= 0.95 if kind == "weather" else abs(rel - 1) <= 0.02
+            verdicts.append(f"{name:18s} {m:8s} rel {'best' if kind == 'weather' else 'naive'}"
+                            f" {rel:.3f} {'ok' if ok else 'MISS'}; coverage of every model "
+                            f"{'ok' if cov_ok else 'MISS'}")
+    print("\nverdicts")
+    for v in verdicts:
+        print("  " + v)
+
+
+if __name__ == "__main__":
+    main()
