@@ -18,7 +18,7 @@ from typing import Any, Iterator
 from forecast.errors import MissingExtraError, OutputError
 
 __all__ = ["OutputError", "atomic_write", "write_bytes", "write_table", "PARQUET_SUFFIXES",
-           "is_parquet", "require_parquet"]
+           "is_parquet", "parquet_available", "require_parquet"]
 
 PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 
@@ -28,15 +28,22 @@ def is_parquet(path) -> bool:
     return Path(str(path)).suffix.lower() in PARQUET_SUFFIXES
 
 
-def require_parquet(what: str) -> None:
-    """Raise `MissingExtraError` naming the ``parquet`` extra when pyarrow is missing;
-    `what` says what needed it (e.g. "reading data.parquet")."""
+def parquet_available() -> bool:
+    """Whether the ``parquet`` extra (pyarrow) is installed."""
     try:
         import pyarrow  # noqa: F401
     except ImportError:
+        return False
+    return True
+
+
+def require_parquet(what: str) -> None:
+    """Raise `MissingExtraError` naming the ``parquet`` extra when pyarrow is missing;
+    `what` says what needed it (e.g. "reading data.parquet")."""
+    if not parquet_available():
         raise MissingExtraError(f"{what} needs Parquet support, which is an optional extra: "
                                 "pip install 'forecast[parquet]' (or pip install pyarrow), "
-                                "or use a .csv file") from None
+                                "or use a .csv file")
 
 
 @contextlib.contextmanager
