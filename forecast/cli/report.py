@@ -54,6 +54,10 @@ def report(ctx: typer.Context,
 
             from forecast.errors import DataError
 
+            from forecast.files import is_parquet, require_parquet
+
+            if is_parquet(source):
+                require_parquet(f"reading {source}")
             try:
                 table = pd.read_parquet(source) if source.endswith(("parquet", ".pq")) \
                     else pd.read_csv(source, parse_dates=["cutoff", "ds"])
