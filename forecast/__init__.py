@@ -12,9 +12,11 @@ from forecast.errors import (  # noqa: E402
     ConfigError,
     DataError,
     ForecastError,
+    MissingExtraError,
     ModelFileError,
     NotFittedError,
     NumericalError,
+    OutputError,
 )
 
 __all__ = [
@@ -26,4 +28,6 @@ __all__ = [
     "ModelFileError",
     "NumericalError",
     "BatchError",
+    "OutputError",
+    "MissingExtraError",
 ]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from forecast.data import Dataset, LoadOptions, load as _load
-from forecast.data._bundled import BUNDLED, DatasetInfo, bundled_info, bundled_path, datasets_dir
+from forecast.data import BUNDLED, DatasetInfo, bundled_info, bundled_path, datasets_dir
 from forecast.errors import DataError
 
 __all__ = ["DatasetInfo", "list_datasets", "info", "path", "load", "read", "datasets_dir"]

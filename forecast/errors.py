@@ -39,3 +39,12 @@ class BatchError(ForecastError):
 
 class LockHeldError(BatchError):
     """Another live process holds the lock of a batch output folder."""
+
+
+class OutputError(ForecastError):
+    """An output file cannot be written (missing folder, no permission, disk full)."""
+
+
+class MissingExtraError(ForecastError, ImportError):
+    """An optional feature needs a package that is not installed; the message names the
+    extra to install (e.g. ``pip install 'forecast[parquet]'``)."""

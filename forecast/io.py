@@ -1,4 +1,4 @@
-"""Model files and safe output files.
+"""Model files: the ``.npz`` format, its manifest, saving, loading and checking.
 
 A model file is one NumPy ``.npz`` archive (a zip) holding only plain arrays, never
 pickles:
@@ -24,36 +24,31 @@ and rebuilds the model with `forecast.models.model_from_state`; anything wrong r
     >>> loaded = io.load_model("gru.npz")                     # doctest: +SKIP
     >>> loaded.model.predict()                                # doctest: +SKIP
 
-Every output file of the command line is written through :func:`atomic_write`: a
-temporary file in the same folder, flushed and fsynced, then renamed over the target,
-so that an interrupted or failed command leaves no half-written file and never
-clobbers a good one.
+Model files are written atomically through `forecast.files` (the generic safe-output
+module every layer uses).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io as _io
 import json
-import os
 import platform
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
 from forecast import __version__
-from forecast.errors import DataError, ForecastError, ModelFileError
+from forecast.errors import DataError, ModelFileError
+from forecast.files import write_bytes
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "ModelFile", "save_model", "load_model",
            "dump_model", "load_model_bytes",
-           "read_manifest", "fingerprint", "check_new_data", "atomic_write", "write_table",
-           "OutputError"]
+           "read_manifest", "fingerprint", "check_new_data"]
 
 FORMAT = "forecast-model"
 FORMAT_VERSION = 1
@@ -61,74 +56,6 @@ _ALLOWED_DTYPES = {"float32", "float64", "int64", "int32", "uint8", "bool"}
 _REQUIRED = ("format", "format_version", "package_version", "model", "arrays", "data",
              "seed", "created")
 _MAX_MANIFEST = 64 << 20  # a manifest larger than 64 MiB is not one of ours
-
-
-class OutputError(ForecastError):
-    """An output file cannot be written (missing folder, no permission, disk full)."""
-
-
-# ---- atomic output ---------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_write(path, mode: str = "wb") -> Iterator[Any]:
-    """Open a temporary file beside `path` for writing; on success it is fsynced and
-    renamed over `path`, on any error (or interrupt) it is removed and `path` is left
-    as it was. Raises `OutputError` when the folder cannot be written."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise OutputError(f"cannot write {path}: folder {folder} does not exist; create it "
-                          "or choose another output path")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable "
-                          "output path") from None
-    try:
-        os.chmod(tmp, _file_mode(path))
-        with os.fdopen(fd, mode) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where the OS allows it
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-
-
-def _file_mode(path: Path) -> int:
-    """The mode the file would get from a plain open(): the existing file's mode, else
-    0o666 less the umask (mkstemp creates 0o600)."""
-    try:
-        return path.stat().st_mode & 0o777
-    except OSError:
-        mask = os.umask(0)
-        os.umask(mask)
-        return 0o666 & ~mask
-
-
-def write_table(frame, path) -> Path:
-    """Write a DataFrame to `path` atomically: Parquet for ``.parquet``/``.pq``, else CSV
-    (ISO timestamps)."""
-    path = Path(path)
-    if path.suffix.lower() in (".parquet", ".pq", ".parq"):
-        buf = _io.BytesIO()
-        frame.to_parquet(buf, index=False)
-        with atomic_write(path, "wb") as fh:
-            fh.write(buf.getvalue())
-    else:
-        text = frame.to_csv(index=False)
-        with atomic_write(path, "w") as fh:
-            fh.write(text)
-    return path
 
 
 # ---- fingerprints ----------------------------------------------------------------------
@@ -233,10 +160,8 @@ def save_model(path, model, dataset=None, *, name: str | None = None,
     on (for the fingerprint and the checks of `predict` on new data), `name` the short
     model name (``gru``), `backtest` JSON-safe backtest metrics, `extra` anything else
     JSON-safe to keep (training time, load options)."""
-    data = dump_model(model, dataset, name=name, backtest=backtest, extra=extra)
-    with atomic_write(path, "wb") as fh:
-        fh.write(data)
-    return Path(path)
+    return write_bytes(path, dump_model(model, dataset, name=name, backtest=backtest,
+                                        extra=extra))
 
 
 def dump_model(model, dataset=None, *, name: str | None = None,

@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from forecast.errors import ConfigError
-from forecast.kernels import _jit, cells
+from forecast.kernels import cells, jit as _jit
 from forecast.nn import DTYPES, RecurrentNet
 
 __all__ = ["KERNELS", "Job", "pending", "compile_job", "precompile"]

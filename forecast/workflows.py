@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from forecast.diagnostics import recent_residuals
 from forecast.errors import ConfigError
 
 __all__ = ["DataSpec", "ModelSpec", "BacktestSpec", "Event", "FitRun", "BacktestRun",
@@ -194,7 +195,7 @@ class FitRun:
     backtest: Any = None  # a BacktestResult when folds were asked for
 
 
-def _epoch_recorder(name: str, progress: Progress | None, sink: list, fold: list | None = None):
+def epoch_recorder(name: str, progress: Progress | None, sink: list, fold: list | None = None):
     def callback(info) -> None:
         sink.append([info.train_loss, info.val_loss])
         _emit(progress, Event("epoch", name, info=info, step=fold[0] if fold else 0))
@@ -214,7 +215,7 @@ def fit(data: DataSpec, spec: ModelSpec, *, folds: int = 0,
         bt = backtest(data, [spec], BacktestSpec(horizon=horizon, folds=folds),
                       progress=progress, dataset=dataset).result
     losses: list = []
-    model = build_model(spec, horizon, _epoch_recorder(spec.name, progress, losses))
+    model = build_model(spec, horizon, epoch_recorder(spec.name, progress, losses))
     compile_kernels([model], progress)
     _emit(progress, Event("model", spec.name, 0, 1))
     t0 = time.perf_counter()
@@ -467,28 +468,6 @@ def check_models(text: str) -> list[str]:
         raise ConfigError(f"unknown model(s) {bad}; choose from {', '.join(MODEL_NAMES)}")
     return names
 
-
-
-def recent_residuals(model, dataset, n: int = 200):
-    """``y - yhat`` of `model` from the last `n` forecast origins of `dataset` (the most
-    recent rows, which an RNN holds out for validation): a frame with ``model``, ``ds``
-    (the origin), ``step`` and ``residual``, for residual diagnostics of a single fit."""
-    import numpy as np
-    import pandas as pd
-
-    L, H = model.lookback_, model.horizon_
-    b = dataset.bounds
-    length = int(b[1] - b[0])
-    rows = np.arange(max(L, length - H - n + 1), length - H + 1)
-    if rows.size == 0:
-        return pd.DataFrame(columns=["ds", "step", "residual"])
-    point, _ = model.forecast_origins(dataset, np.zeros(rows.size, np.int64), rows, levels=())
-    y = dataset.frame[dataset.target[0]].to_numpy(np.float64)[b[0]:b[1]]
-    truth = np.stack([y[r:r + H] for r in rows])
-    ds = dataset.frame[dataset.time_col].to_numpy()[b[0]:b[1]]
-    return pd.DataFrame({"ds": np.repeat(ds[rows], H), "step": np.tile(np.arange(1, H + 1),
-                                                                         rows.size),
-                         "residual": (truth - point).reshape(-1)})
 
 
 def warmup(cells: Sequence[str] = RNN_MODELS, dtypes: Sequence[str] = ("float32",),

@@ -339,7 +339,7 @@ def test_dask_engine_without_a_scheduler_is_a_clear_error(clean_folder):
 _HOLD = """
 import sys, time
 from pathlib import Path
-from forecast.batch.engine import BatchLock
+from forecast.batch import BatchLock
 lock = BatchLock(Path(sys.argv[1]), "holder").acquire()
 print("locked", flush=True)
 time.sleep(120)
@@ -359,17 +359,17 @@ def test_a_live_lock_stops_a_second_run_and_a_dead_ones_is_taken_over(clean_fold
         assert "locked by a running batch" in result.output
         assert f"pid {holder.pid}" in result.output and "holder" in result.output
         with pytest.raises(LockHeldError):
-            batch.engine.BatchLock(out, "x").acquire()
+            batch.BatchLock(out, "x").acquire()
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
     assert not (out / "runs" / "blocked").exists()
-    lock = batch.engine.BatchLock(out, "next").acquire()
+    lock = batch.BatchLock(out, "next").acquire()
     try:
         assert lock.stale is not None and lock.stale["pid"] == holder.pid
     finally:
         lock.release()
-    assert batch.engine.lock_holder(out) is None
+    assert batch.lock_holder(out) is None
 
 
 # ---- kill -9 and resume --------------------------------------------------------------------
@@ -431,7 +431,7 @@ def test_a_killed_run_resumes_with_every_series_exactly_once(tmp_path, sig):
         assert "nightly: stopped" in status.output
     # the orphaned workers notice and exit (they never write anything themselves)
     _wait_for(lambda: not any(_alive(w) for w in workers), 10, "the workers to exit")
-    assert batch.engine.lock_holder(tmp_path / "out") is None
+    assert batch.lock_holder(tmp_path / "out") is None
     result = cli("batch", "run", str(path), "--run-id", "nightly", "--log-json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     start = next(json.loads(line) for line in result.stderr.splitlines()
@@ -521,12 +521,12 @@ class _KillsItsWorker:
 def test_a_worker_that_dies_fails_only_its_own_series(tmp_path, monkeypatch):
     make_series(tmp_path / "data", 4, 200)
     path = write_batch(tmp_path)
-    real = batch.engine.load_series
+    real = batch.run.load_series
 
     def load(item, as_of=None):
         return _KillsItsWorker() if item.uid == "S01" else real(item, as_of)
 
-    monkeypatch.setattr(batch.engine, "load_series", load)
+    monkeypatch.setattr(batch.run, "load_series", load)
     outcome = batch.run_batch(batch.load_config(path), run_id="crash")
     status = {e["id"]: e for e in outcome.manifest["series"]}
     assert outcome.exit_code == 3

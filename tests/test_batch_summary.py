@@ -246,7 +246,7 @@ def test_write_summary_is_atomic_and_returns_the_path(tmp_path):
     assert out == tmp_path / "index.html"
     assert out.read_text().startswith("<!DOCTYPE html>")
     assert [p.name for p in tmp_path.iterdir()] == ["index.html"]  # no temporary file left
-    from forecast.io import OutputError
+    from forecast.errors import OutputError
 
     with pytest.raises(OutputError):
         write_summary(tmp_path / "missing" / "index.html", manifest)

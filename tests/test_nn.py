@@ -214,20 +214,20 @@ def test_float32_and_float64_nets_agree(cell, act):
 
 def test_n_chunks_depends_on_batch_size_only(monkeypatch):
     """About CHUNK_ROWS samples per chunk, at least 1 and at most MAX_CHUNKS chunks."""
-    monkeypatch.setattr(fnn, "CHUNK_ROWS", 16)
-    monkeypatch.setattr(fnn, "MAX_CHUNKS", 16)
-    got = [fnn._n_chunks(b) for b in (1, 15, 16, 31, 32, 100, 255, 256, 10_000)]
+    monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", 16)
+    monkeypatch.setattr(fnn.runtime, "MAX_CHUNKS", 16)
+    got = [fnn.n_chunks(b) for b in (1, 15, 16, 31, 32, 100, 255, 256, 10_000)]
     assert got == [1, 1, 1, 1, 2, 6, 15, 16, 16]
-    monkeypatch.setattr(fnn, "CHUNK_ROWS", 3)
-    monkeypatch.setattr(fnn, "MAX_CHUNKS", 8)
-    assert [fnn._n_chunks(b) for b in (1, 5, 6, 23, 24, 49)] == [1, 1, 2, 7, 8, 8]
-    monkeypatch.setattr(fnn, "CHUNK_ROWS", 32)
-    monkeypatch.setattr(fnn, "MAX_CHUNKS", 16)
+    monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(fnn.runtime, "MAX_CHUNKS", 8)
+    assert [fnn.n_chunks(b) for b in (1, 5, 6, 23, 24, 49)] == [1, 1, 2, 7, 8, 8]
+    monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", 32)
+    monkeypatch.setattr(fnn.runtime, "MAX_CHUNKS", 16)
     # 32 to 63 rows: two chunks of at least MIN_CHUNK_ROWS (16), so both cores work
-    assert [fnn._n_chunks(b) for b in (16, 31, 32, 48, 63, 64, 96, 127)] == \
+    assert [fnn.n_chunks(b) for b in (16, 31, 32, 48, 63, 64, 96, 127)] == \
         [1, 1, 2, 2, 2, 2, 3, 3]
     for b in (1, 7, 100):  # nothing else (threads, dtype) enters
-        assert all(isinstance(fnn._n_chunks(b), int) for _ in range(2))
+        assert all(isinstance(fnn.n_chunks(b), int) for _ in range(2))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -258,7 +258,7 @@ def test_chunk_count_changes_results_only_to_rounding(cell, act, dtype, monkeypa
 
     runs = []
     for rows, n_chunks in ((1000, 1), (16, 3), (5, 9), (3, 16)):
-        monkeypatch.setattr(fnn, "CHUNK_ROWS", rows)
+        monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", rows)
         got_chunks, arrays, loss = run()
         assert got_chunks == n_chunks
         _, again, loss_again = run()  # a fixed split is exactly reproducible
@@ -277,8 +277,8 @@ def test_chunk_count_changes_results_only_to_rounding(cell, act, dtype, monkeypa
 def _thread_results(n_threads):
     """Forward, gradients and three Adam steps of every cell with ``n_threads`` threads
     and a fixed chunk count (10 chunks of 4 samples)."""
-    old_rows, old_threads = fnn.CHUNK_ROWS, numba.get_num_threads()
-    fnn.CHUNK_ROWS = 4
+    old_rows, old_threads = fnn.runtime.CHUNK_ROWS, numba.get_num_threads()
+    fnn.runtime.CHUNK_ROWS = 4
     numba.set_num_threads(n_threads)
     try:
         out = {}
@@ -296,7 +296,7 @@ def _thread_results(n_threads):
                 out[key + "_params"] = net.params.copy()
         return out
     finally:
-        fnn.CHUNK_ROWS = old_rows
+        fnn.runtime.CHUNK_ROWS = old_rows
         numba.set_num_threads(old_threads)
 
 

@@ -331,7 +331,7 @@ def _resolve(pattern: str, base: Path, where: str, output: Path) -> tuple[list[s
     if os.path.isdir(full):
         raise ConfigError(f"{where}: {pattern!r} is a folder; give a glob such as "
                           f"{pattern.rstrip('/')}/*.csv")
-    from forecast.data._bundled import BUNDLED
+    from forecast.datasets import BUNDLED
 
     if pattern.lower() in BUNDLED:
         return [pattern.lower()], True

@@ -29,8 +29,8 @@ from typing import Any
 from urllib.parse import quote
 
 from forecast import __version__
-from forecast.io import atomic_write
-from forecast.report import _CSS as _REPORT_CSS
+from forecast.files import atomic_write
+from forecast.report import STYLESHEET as _REPORT_CSS
 
 __all__ = ["render_summary", "sparkline", "write_summary"]
 
@@ -526,7 +526,7 @@ def render_summary(manifest: dict, sparks: dict[str, dict] | None = None) -> str
 
 
 def write_summary(path, manifest: dict, sparks: dict[str, dict] | None = None) -> Path:
-    """Render and write atomically with forecast.io.atomic_write(path, "w")."""
+    """Render and write atomically with forecast.files.atomic_write(path, "w")."""
     path = Path(path)
     page = render_summary(manifest, sparks)
     with atomic_write(path, "w") as fh:

@@ -258,7 +258,7 @@ def _fit(task: SeriesTask, ds, horizon: int, name: str, res: SeriesResult) -> No
         res.backtest = _metrics(bt.result, name)
     res.seconds["backtest"] = time.perf_counter() - t0
     losses: list = []
-    model = wf.build_model(spec, horizon, wf._epoch_recorder(name, None, losses))
+    model = wf.build_model(spec, horizon, wf.epoch_recorder(name, None, losses))
     t0 = time.perf_counter()
     model.fit(ds)
     res.seconds["fit"] = time.perf_counter() - t0

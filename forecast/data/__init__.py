@@ -19,7 +19,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from forecast.data._bundled import BUNDLED, DatasetInfo, bundled_path, datasets_dir
+from forecast.data._bundled import BUNDLED, DatasetInfo, bundled_info, bundled_path, datasets_dir
 from forecast.data._calendar import NYSECalendar, exchange_holidays, trading_day_offset
 from forecast.data._grid import as_ns, frequency_for, infer_frequency, regularise
 from forecast.data._model import (
@@ -49,6 +49,11 @@ from forecast.data._validate import (
 from forecast.errors import DataError, DataWarning
 
 __all__ = [
+    "BUNDLED",
+    "DatasetInfo",
+    "bundled_info",
+    "bundled_path",
+    "datasets_dir",
     "load",
     "LoadOptions",
     "LoadReport",

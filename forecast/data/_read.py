@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from forecast.files import PARQUET_SUFFIXES, require_parquet
 from forecast.data._bundled import bundled_info, bundled_path, BUNDLED
 from forecast.errors import DataError
 
 CSV_SUFFIXES = (".csv", ".txt", ".tsv", ".dat")
-PARQUET_SUFFIXES = (".parquet", ".pq", ".parq")
 COMPRESSION_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".zst")
 _PARQUET_MAGIC = b"PAR1"
 
@@ -114,6 +114,7 @@ def _detect_format(path: Path) -> str:
 
 
 def _read_parquet(path: Path, src: Source) -> pd.DataFrame:
+    require_parquet(f"reading {src.label!r}")
     try:
         frame = pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several unrelated types

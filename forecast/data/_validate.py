@@ -12,8 +12,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from forecast.data._model import SUSPECT_SENTINELS, LoadOptions, LoadReport, is_number
 from forecast.data._read import Source
@@ -123,6 +121,12 @@ def _arrow_iso(col: pd.Series) -> pd.Series | None:
     dtype = col.dtype
     if not (isinstance(dtype, pd.StringDtype) and dtype.storage == "pyarrow"):
         return None
+    try:  # Arrow-backed strings mean pyarrow is installed (the parquet extra)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+    except ImportError:
+        return None
+
     try:
         parsed = pc.cast(pa.array(col.array), pa.timestamp("us"))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, TypeError):

@@ -4,3 +4,7 @@
 ``losses``  loss values and their gradients
 ``optim``   Adam and global-norm gradient clipping over one flat parameter vector
 """
+
+from forecast.kernels import _jit as jit  # how kernels compile (FORECAST_NUMBA_* flags)
+
+__all__ = ["jit"]

@@ -24,161 +24,25 @@ bit-identical weights whatever the number of threads (on one machine: another CP
 kernels may round differently, so results there agree to rounding, not bits).
 """
 
+
 from __future__ import annotations
 
 import math
-import os
-import sys
-from dataclasses import dataclass
-import numba
+
 import numpy as np
 
 from forecast.errors import ConfigError, DataError, NumericalError
 from forecast.kernels import cells, losses, optim
+from forecast.nn.runtime import (Adam, BufferPool, n_chunks, pin_kernel_blas, stack_layers,
+                                 threads_for)
+
+__all__ = ["RecurrentNet", "Adam", "CELLS", "ACTIVATIONS", "LOSSES", "DTYPES"]
 
 CELLS = {"rnn": 1, "gru": 3, "lstm": 4}
 ACTIVATIONS = {"tanh": cells.ACT_TANH, "relu": cells.ACT_RELU, "leaky_relu": cells.ACT_LEAKY_RELU}
 LOSSES = ("mse", "mae", "huber", "pinball", "cross_entropy")
 DTYPES = ("float32", "float64")
-CHUNK_ROWS = 32  # target samples per parallel chunk (see _n_chunks; 32 beat 16 on 2 cores)
-MAX_CHUNKS = 16
-MIN_CHUNK_ROWS = 16  # fewest rows of a chunk when a batch is split below CHUNK_ROWS
 
-
-@dataclass(frozen=True)
-class Adam:
-    """Adam settings; the defaults are ``torch.optim.Adam``'s.
-
-    ``weight_decay`` is L2 added to the gradient as in ``torch.optim.Adam``; with
-    ``decoupled=True`` it is AdamW-style decay. ``clip_norm`` (if set) clips the global
-    gradient norm before each step, as ``torch.nn.utils.clip_grad_norm_``.
-    """
-
-    lr: float = 1e-3
-    beta1: float = 0.9
-    beta2: float = 0.999
-    eps: float = 1e-8
-    weight_decay: float = 0.0
-    decoupled: bool = False
-    clip_norm: float | None = None
-
-    def validate(self) -> None:
-        if not (self.lr > 0 and np.isfinite(self.lr)):
-            raise ConfigError(f"Adam lr must be a positive number, got {self.lr!r}")
-        for name in ("beta1", "beta2"):
-            b = getattr(self, name)
-            if not 0.0 <= b < 1.0:
-                raise ConfigError(f"Adam {name} must be in [0, 1), got {b!r}")
-        if not self.eps > 0:
-            raise ConfigError(f"Adam eps must be positive, got {self.eps!r}")
-        if self.weight_decay < 0:
-            raise ConfigError(f"Adam weight_decay must be >= 0, got {self.weight_decay!r}")
-        if self.clip_norm is not None and not self.clip_norm > 0:
-            raise ConfigError(f"clip_norm must be positive or None, got {self.clip_norm!r}")
-
-
-def _stack(arrays):
-    """``np.stack`` of per-layer arrays; one layer (the common case) is a new axis on
-    the kernel's own fresh array instead of a copy (``np.stack`` costs ~7 us a call)."""
-    return arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)
-
-
-def _n_chunks(batch: int) -> int:
-    """Number of parallel batch chunks: a function of the batch size only. About
-    CHUNK_ROWS rows a chunk, but a batch of 32 to 63 rows (the common ``batch_size=32``)
-    is two chunks of at least 16, so that both cores of a small machine work on it."""
-    n = batch // CHUNK_ROWS
-    if n == 1 and batch >= 2 * MIN_CHUNK_ROWS:
-        n = 2
-    return int(max(1, min(MAX_CHUNKS, n)))
-
-
-class _BufferPool:
-    """Large per-layer arrays (outputs, caches, gradient workspaces) kept between calls.
-
-    A training step allocates hundreds of MB at config-c sizes; fresh allocations that
-    large come from ``mmap`` and fault every page in again on each call (measured:
-    86,000 page faults and 0.24 s of system time per LSTM step). A buffer is handed out
-    again only when nothing but the pool still references it, so a cache the caller
-    keeps (``forward_sequence``) is never overwritten. ``RecurrentNet.release_buffers``
-    frees them.
-    """
-
-    def __init__(self):
-        self._arrays: dict = {}
-
-    def get(self, key, shape, dtype) -> np.ndarray:
-        arr = self._arrays.get(key)
-        # references: the dict, `arr` and getrefcount's own argument
-        if arr is None or arr.shape != shape or arr.dtype != dtype or sys.getrefcount(arr) > 3:
-            arr = np.empty(shape, dtype)
-            self._arrays[key] = arr
-        return arr
-
-    def zeros(self, key, shape, dtype) -> np.ndarray:
-        """A zero array kept between calls, for read-only use (the zero upstream gradient
-        of a many-to-one loss): kernels never write their inputs, so it stays zero, and
-        a fresh one is made while anything else still references it."""
-        arr = self._arrays.get(key)
-        if arr is None or arr.shape != shape or arr.dtype != dtype or sys.getrefcount(arr) > 3:
-            arr = np.zeros(shape, dtype)
-            self._arrays[key] = arr
-        return arr
-
-    def clear(self) -> None:
-        self._arrays.clear()
-
-
-class _threads_for:
-    """Run kernels on at most ``n_chunks`` Numba threads: a batch of one chunk then never
-    wakes a thread team (whose barrier would wait on descheduled threads on a busy
-    machine). Results do not depend on the thread count."""
-
-    def __init__(self, n_chunks: int):
-        self.n_chunks = n_chunks
-
-    def __enter__(self):
-        self.saved = numba.get_num_threads()
-        if self.n_chunks < self.saved:
-            numba.set_num_threads(self.n_chunks)
-        return self
-
-    def __exit__(self, *exc):
-        numba.set_num_threads(self.saved)
-        return False
-
-
-_BLAS_PINNED = False
-
-
-def _pin_kernel_blas() -> None:
-    """Pin every loaded BLAS (SciPy's, which Numba's ``np.dot`` calls, and NumPy's) to one
-    thread, once.
-
-    The kernels already run one chunk per core. A multi-threaded BLAS inside ``prange``
-    oversubscribes the cores, and NumPy's OpenBLAS keeps a worker thread spinning after
-    every small matrix product of the network head: profiled at config c, that spinning
-    thread took 22 % of all CPU samples, a core our own threads needed. Setting
-    ``OPENBLAS_NUM_THREADS=1`` before start-up has the same effect;
-    ``FORECAST_PIN_BLAS=0`` leaves BLAS alone.
-    """
-    global _BLAS_PINNED
-    if _BLAS_PINNED:
-        return
-    _BLAS_PINNED = True
-    if os.environ.get("OPENBLAS_NUM_THREADS", "").strip() == "1":
-        return  # already one thread since the library loaded: skip the ~0.3 s scan
-    if os.environ.get("FORECAST_PIN_BLAS", "1").strip() == "0":
-        return
-    try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba will call)
-        from threadpoolctl import ThreadpoolController
-
-        for lib in ThreadpoolController().lib_controllers:
-            if lib.user_api == "blas":
-                lib.set_num_threads(1)
-    except Exception:  # pragma: no cover - best effort; correctness does not depend on it
-        pass
 
 class RecurrentNet:
     """A stack of recurrent layers and a dense head, trained with BPTT and Adam.
@@ -232,7 +96,7 @@ class RecurrentNet:
         self.params = np.zeros(size, self.dtype)
         self._views = self._bind(self.params)
         self._init_weights(np.random.default_rng(seed))
-        self._pool = _BufferPool()
+        self._pool = BufferPool()
         self.reset_optimizer()
 
     # ------------------------------------------------------------------ layout
@@ -403,14 +267,14 @@ class RecurrentNet:
         (`cells.lstm_infer`: the same bits, far less memory traffic)."""
         B = x.shape[1]
         state = self._initial_state(state, B)
-        nch = _n_chunks(B)
+        nch = n_chunks(B)
         act = ACTIVATIONS[self.activation]
-        _pin_kernel_blas()
-        with _threads_for(nch):
+        pin_kernel_blas()
+        with threads_for(nch):
             layers, h_n, c_n, inp = self._run_layers(x, lengths, state, nch, act, keep_cache)
-        final = _stack(h_n)
+        final = stack_layers(h_n)
         if self.cell == "lstm":
-            final = (final, _stack(c_n))
+            final = (final, stack_layers(c_n))
         return inp, final, {"layers": layers, "lengths": lengths, "n_chunks": nch}
 
     def _run_layers(self, x, lengths, state, nch, act, keep_cache=True):
@@ -454,7 +318,7 @@ class RecurrentNet:
         grads = np.zeros_like(self.params)
         gv = self._bind(grads)
         act = ACTIVATIONS[self.activation]
-        with _threads_for(nch):
+        with threads_for(nch):
             dx, d0 = self._run_layers_backward(layers, lengths, nch, act, dhs, dstate, gv, need_dx)
         return dx, d0, grads
 
@@ -491,9 +355,9 @@ class RecurrentNet:
             gv[f"rnn.bias_hh_l{k}"][...] = dbh
             dh0s[k] = dh0
             dhs = dx
-        d0 = _stack(dh0s)
+        d0 = stack_layers(dh0s)
         if self.cell == "lstm":
-            d0 = (d0, _stack(dc0s))
+            d0 = (d0, stack_layers(dc0s))
         return (dhs if need_dx else None), d0
 
     def _layer(self, k, views):

@@ -1,0 +1,5 @@
+"""``python -m forecast``: the ``forecast`` command."""
+
+from forecast.cli import app
+
+app(prog_name="forecast")

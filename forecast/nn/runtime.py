@@ -1,0 +1,157 @@
+"""How the kernels run: batch chunks, kept work arrays, the Numba thread count and the
+BLAS thread pinning, and the Adam settings (`forecast.nn` re-exports `Adam`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from forecast.errors import ConfigError
+
+__all__ = ["Adam", "CHUNK_ROWS", "MAX_CHUNKS", "MIN_CHUNK_ROWS", "n_chunks", "stack_layers", "BufferPool",
+           "threads_for", "pin_kernel_blas"]
+
+CHUNK_ROWS = 32  # target samples per parallel chunk (see n_chunks; 32 beat 16 on 2 cores)
+MAX_CHUNKS = 16
+MIN_CHUNK_ROWS = 16  # fewest rows of a chunk when a batch is split below CHUNK_ROWS
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam settings; the defaults are ``torch.optim.Adam``'s.
+
+    ``weight_decay`` is L2 added to the gradient as in ``torch.optim.Adam``; with
+    ``decoupled=True`` it is AdamW-style decay. ``clip_norm`` (if set) clips the global
+    gradient norm before each step, as ``torch.nn.utils.clip_grad_norm_``.
+    """
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    decoupled: bool = False
+    clip_norm: float | None = None
+
+    def validate(self) -> None:
+        if not (self.lr > 0 and np.isfinite(self.lr)):
+            raise ConfigError(f"Adam lr must be a positive number, got {self.lr!r}")
+        for name in ("beta1", "beta2"):
+            b = getattr(self, name)
+            if not 0.0 <= b < 1.0:
+                raise ConfigError(f"Adam {name} must be in [0, 1), got {b!r}")
+        if not self.eps > 0:
+            raise ConfigError(f"Adam eps must be positive, got {self.eps!r}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"Adam weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.clip_norm is not None and not self.clip_norm > 0:
+            raise ConfigError(f"clip_norm must be positive or None, got {self.clip_norm!r}")
+
+
+def stack_layers(arrays):
+    """``np.stack`` of per-layer arrays; one layer (the common case) is a new axis on
+    the kernel's own fresh array instead of a copy (``np.stack`` costs ~7 us a call)."""
+    return arrays[0][np.newaxis] if len(arrays) == 1 else np.stack(arrays)
+
+
+def n_chunks(batch: int) -> int:
+    """Number of parallel batch chunks: a function of the batch size only. About
+    CHUNK_ROWS rows a chunk, but a batch of 32 to 63 rows (the common ``batch_size=32``)
+    is two chunks of at least MIN_CHUNK_ROWS, so that both cores of a small machine work
+    on it."""
+    n = batch // CHUNK_ROWS
+    if n == 1 and batch >= 2 * MIN_CHUNK_ROWS:
+        n = 2
+    return int(max(1, min(MAX_CHUNKS, n)))
+
+
+class BufferPool:
+    """Large per-layer arrays (outputs, caches, gradient workspaces) kept between calls.
+
+    A training step allocates hundreds of MB at config-c sizes; fresh allocations that
+    large come from ``mmap`` and fault every page in again on each call (measured:
+    86,000 page faults and 0.24 s of system time per LSTM step). A buffer is handed out
+    again only when nothing but the pool still references it, so a cache the caller
+    keeps (``forward_sequence``) is never overwritten. ``RecurrentNet.release_buffers``
+    frees them.
+    """
+
+    def __init__(self):
+        self._arrays: dict = {}
+
+    def get(self, key, shape, dtype) -> np.ndarray:
+        arr = self._arrays.get(key)
+        # references: the dict, `arr` and getrefcount's own argument
+        if arr is None or arr.shape != shape or arr.dtype != dtype or sys.getrefcount(arr) > 3:
+            arr = np.empty(shape, dtype)
+            self._arrays[key] = arr
+        return arr
+
+    def zeros(self, key, shape, dtype) -> np.ndarray:
+        """A zero array kept between calls, for read-only use (the zero upstream gradient
+        of a many-to-one loss): kernels never write their inputs, so it stays zero, and
+        a fresh one is made while anything else still references it."""
+        arr = self._arrays.get(key)
+        if arr is None or arr.shape != shape or arr.dtype != dtype or sys.getrefcount(arr) > 3:
+            arr = np.zeros(shape, dtype)
+            self._arrays[key] = arr
+        return arr
+
+    def clear(self) -> None:
+        self._arrays.clear()
+
+
+class threads_for:
+    """Run kernels on at most ``n_chunks`` Numba threads: a batch of one chunk then never
+    wakes a thread team (whose barrier would wait on descheduled threads on a busy
+    machine). Results do not depend on the thread count."""
+
+    def __init__(self, n_chunks: int):
+        self.n_chunks = n_chunks
+
+    def __enter__(self):
+        self.saved = numba.get_num_threads()
+        if self.n_chunks < self.saved:
+            numba.set_num_threads(self.n_chunks)
+        return self
+
+    def __exit__(self, *exc):
+        numba.set_num_threads(self.saved)
+        return False
+
+
+_BLAS_PINNED = False
+
+
+def pin_kernel_blas() -> None:
+    """Pin every loaded BLAS (SciPy's, which Numba's ``np.dot`` calls, and NumPy's) to one
+    thread, once.
+
+    The kernels already run one chunk per core. A multi-threaded BLAS inside ``prange``
+    oversubscribes the cores, and NumPy's OpenBLAS keeps a worker thread spinning after
+    every small matrix product of the network head: profiled at config c, that spinning
+    thread took 22 % of all CPU samples, a core our own threads needed. Setting
+    ``OPENBLAS_NUM_THREADS=1`` before start-up has the same effect;
+    ``FORECAST_PIN_BLAS=0`` leaves BLAS alone.
+    """
+    global _BLAS_PINNED
+    if _BLAS_PINNED:
+        return
+    _BLAS_PINNED = True
+    if os.environ.get("OPENBLAS_NUM_THREADS", "").strip() == "1":
+        return  # already one thread since the library loaded: skip the ~0.3 s scan
+    if os.environ.get("FORECAST_PIN_BLAS", "1").strip() == "0":
+        return
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the library Numba will call)
+        from threadpoolctl import ThreadpoolController
+
+        for lib in ThreadpoolController().lib_controllers:
+            if lib.user_api == "blas":
+                lib.set_num_threads(1)
+    except Exception:  # pragma: no cover - best effort; correctness does not depend on it
+        pass
