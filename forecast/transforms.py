@@ -19,7 +19,6 @@ in original units (for forecasts: the end of the input window).
 from __future__ import annotations
 
 import abc
-
 import json
 import warnings
 from dataclasses import replace
@@ -40,6 +39,7 @@ __all__ = [
     "Difference",
     "LogReturns",
     "Pipeline",
+    "SeriesScaler",
     "transform_from_dict",
     "CALENDAR_FEATURES",
     "calendar_features",
@@ -488,6 +488,41 @@ class Pipeline(Transform):
             out["state"] = {"n_features_in_": int(self.n_features_in_),
                             "feature_names_in_": self.feature_names_in_}
         return out
+
+
+def _loc_scale(parts) -> tuple[np.ndarray, np.ndarray]:  # finite values: mean, population std
+    finite = [p[np.isfinite(p)] for p in parts]
+    sd = np.array([p.std() if p.size else 0.0 for p in finite])
+    return np.array([p.mean() if p.size else 0.0 for p in finite]), np.where(sd > 0, sd, 1.0)
+
+
+class SeriesScaler:
+    """Per-series target and shared covariate standardisation, as the estimators use it:
+    ``fit(values (rows, F), spans (S, 2))`` reads only rows ``[spans[i, 0], spans[i, 1])`` of
+    series ``i`` (its training span) into ``loc_``, ``scale_ (S,)`` and ``cov_loc_``,
+    ``cov_scale_ (F - 1,)``: means, population stds of the finite values (scale 1 if 0 or none)."""
+
+    def fit(self, values, spans) -> "SeriesScaler":
+        V, spans = np.asarray(values, np.float64), np.asarray(spans, np.int64).reshape(-1, 2)
+        if V.ndim != 2 or V.shape[1] == 0 or (spans[:, 0] > spans[:, 1]).any():
+            raise DataError(f"SeriesScaler.fit: values must be (rows, features), spans (series, "
+                            f"2) with start <= end; got {V.shape} and {spans.shape}")
+        self.loc_, self.scale_ = _loc_scale([V[a:b, 0] for a, b in spans])
+        cov = np.concatenate([V[:0, 1:]] + [V[a:b, 1:] for a, b in spans]).T
+        self.cov_loc_, self.cov_scale_ = _loc_scale(list(cov))
+        return self
+
+    def transform(self, X, series) -> np.ndarray:
+        """`X` ``(n, ..., F)`` in original units to scaled; `series` ``(n,)``: each row's series."""
+        out, s, shape = np.array(X, np.float64), np.asarray(series, np.int64), (-1,) + (1,) * (np.ndim(X) - 2)
+        out[..., 0] = (out[..., 0] - self.loc_[s].reshape(shape)) / self.scale_[s].reshape(shape)
+        out[..., 1:] = (out[..., 1:] - self.cov_loc_) / self.cov_scale_
+        return out
+
+    def inverse_transform(self, Z, series) -> np.ndarray:
+        """Scaled targets ``(n, ...)`` (e.g. forecasts ``(B, H)``) back to original units."""
+        s, shape = np.asarray(series, np.int64), (-1,) + (1,) * (np.ndim(Z) - 1)
+        return np.asarray(Z, np.float64) * self.scale_[s].reshape(shape) + self.loc_[s].reshape(shape)
 
 
 # ---- calendar features ---------------------------------------------------------------------

@@ -255,3 +255,49 @@ def test_transforms_are_silent_on_clean_data():
         warnings.simplefilter("error")
         for t in all_transforms():
             t.fit(X).transform(X)
+
+
+# ---- SeriesScaler: per-series scaling fitted on each series' training span ------------------
+def test_series_scaler_is_mean_and_population_std_of_each_training_span():
+    V = np.c_[RNG.normal(5.0, 2.0, 30), RNG.normal(-1.0, 3.0, (30, 2))]
+    spans = np.array([[0, 8], [12, 25]])  # series 0 is rows 0-11, series 1 rows 12-29
+    sc = T.SeriesScaler().fit(V, spans)
+    assert sc.loc_.tolist() == [V[:8, 0].mean(), V[12:25, 0].mean()]
+    assert sc.scale_.tolist() == [V[:8, 0].std(), V[12:25, 0].std()]
+    train = np.concatenate([V[:8, 1:], V[12:25, 1:]])
+    assert sc.cov_loc_.tolist() == train.mean(axis=0).tolist()
+    assert sc.cov_scale_.tolist() == train.std(axis=0).tolist()
+    # rows outside the spans do not matter at all
+    W = V.copy()
+    W[8:12] *= 100.0
+    W[25:] += 1e3
+    again = T.SeriesScaler().fit(W, spans)
+    for name in ("loc_", "scale_", "cov_loc_", "cov_scale_"):
+        assert getattr(again, name).tobytes() == getattr(sc, name).tobytes()
+
+
+def test_series_scaler_ignores_nan_and_gives_scale_one_to_constant_or_empty_spans():
+    V = np.array([[1.0, 2.0], [np.nan, np.nan], [3.0, 2.0], [4.0, np.nan], [4.0, np.nan],
+                  [np.nan, np.nan], [9.0, 7.0]])
+    sc = T.SeriesScaler().fit(V, [[0, 3], [3, 5], [5, 6]])
+    np.testing.assert_array_equal(sc.loc_, [2.0, 4.0, 0.0])
+    np.testing.assert_array_equal(sc.scale_, [1.0, 1.0, 1.0])  # std 1; constant; no data
+    np.testing.assert_array_equal(sc.cov_loc_, [2.0])
+    np.testing.assert_array_equal(sc.cov_scale_, [1.0])  # constant covariate
+    empty = T.SeriesScaler().fit(np.c_[np.full(4, np.nan), np.full(4, np.nan)], [[0, 4]])
+    assert (empty.loc_.tolist(), empty.scale_.tolist()) == ([0.0], [1.0])
+    assert (empty.cov_loc_.tolist(), empty.cov_scale_.tolist()) == ([0.0], [1.0])
+
+
+def test_series_scaler_transform_and_inverse():
+    V = np.c_[np.arange(20.0) ** 1.5, np.sin(np.arange(20.0))]
+    sc = T.SeriesScaler().fit(V, [[0, 8], [10, 18]])
+    X = np.stack([V[2:6], V[12:16]])  # (2 windows, 4, F): one per series
+    Z = sc.transform(X, [0, 1])
+    np.testing.assert_allclose(Z[1, :, 0], (V[12:16, 0] - sc.loc_[1]) / sc.scale_[1])
+    np.testing.assert_allclose(Z[..., 1], (X[..., 1] - sc.cov_loc_[0]) / sc.cov_scale_[0])
+    np.testing.assert_allclose(sc.inverse_transform(Z[..., 0], [0, 1]), X[..., 0], rtol=1e-12)
+    only_target = T.SeriesScaler().fit(V[:, :1], [[0, 20]])
+    assert only_target.cov_loc_.shape == (0,)
+    with pytest.raises(DataError, match="SeriesScaler"):
+        T.SeriesScaler().fit(V[:, 0], [[0, 20]])
