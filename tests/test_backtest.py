@@ -80,11 +80,13 @@ def test_no_leakage_each_fit_sees_only_rows_before_its_cutoff():
     res = backtest({"gru": model}, data, BacktestConfig(horizon=3, n_folds=2, step=50,
                                                         baselines=(), refit_every=1))
     y = data["y"].to_numpy()
-    # Refit the first fold by hand: same scaler statistics as rows [0, cutoff).
+    # Refit the first fold by hand: the scaler statistics are those of the fold's training
+    # span, rows [0, cutoff) less the validation tail held out of them.
     cut = res.cutoffs[0, 0]
     ref = RNNForecaster(cell="gru", n_hidden=4, lookback=10, horizon=3, max_epochs=1,
                         levels=(80, 95)).fit(data.iloc[:cut])
-    assert ref.series_loc_[0] == pytest.approx(y[:cut].mean())
+    end = cut - int(cut * ref._holdout_fraction())
+    assert ref.series_loc_[0] == pytest.approx(y[:end].mean())
     fold0 = res.forecasts[(res.forecasts.model == "gru") & (res.forecasts.fold == 0)]
     np.testing.assert_allclose(fold0["yhat"], ref.predict()["yhat"], rtol=1e-12)
 

@@ -32,7 +32,8 @@ from forecast.models.intervals import (
     interval_columns,
     volatility,
 )
-from forecast.transforms import CALENDAR_FEATURES, add_calendar_features, calendar_features
+from forecast.transforms import (CALENDAR_FEATURES, SeriesScaler, add_calendar_features,
+                                 calendar_features)
 from forecast.windows import Batch, Windows, WindowSpec
 
 __all__ = ["Forecaster", "Design", "as_dataset"]
@@ -316,14 +317,14 @@ class Forecaster(BaseForecaster, abc.ABC):
         horizon = self._horizon()
         for i, uid in enumerate(design.ids):
             require_length(int(lengths[i]), lookback, horizon, f"series {uid!r}")
-        loc, scale, cov_loc, cov_scale = self._scaler(values, bounds)
-        self.series_loc_, self.series_scale_ = loc, scale
-        self.cov_loc_, self.cov_scale_ = cov_loc, cov_scale
-        model = self._to_model(values, np.repeat(loc, lengths), np.repeat(scale, lengths))
-        spec = WindowSpec(lookback, horizon, 1, targets=(0,), known=known_idx)
         frac = self._holdout_fraction()
         n_val = (lengths * frac).astype(np.int64) if frac > 0 else np.zeros_like(lengths)
         a, b = bounds[:-1], bounds[1:]
+        # scaling learnt from the training span only: the held-out tail cannot move it
+        self._fit_scaling(values, np.stack([a, b - n_val], 1))
+        loc, scale = self.series_loc_, self.series_scale_
+        model = self._to_model(values, np.repeat(loc, lengths), np.repeat(scale, lengths))
+        spec = WindowSpec(lookback, horizon, 1, targets=(0,), known=known_idx)
         train_w = Windows(model, spec, bounds=bounds, span=np.stack([a, b - n_val], 1))
         if len(train_w) == 0 and self._needs_training_windows:
             raise DataError(f"no complete training window of lookback {lookback} + horizon "
@@ -396,27 +397,18 @@ class Forecaster(BaseForecaster, abc.ABC):
             raise ConfigError(f"horizon must be a positive integer, got {h!r}")
         return int(h)
 
-    def _scaler(self, values, bounds):
-        n = len(bounds) - 1
-        F = values.shape[1]
-        loc, scale = np.zeros(n), np.ones(n)
-        cov_loc, cov_scale = np.zeros(F - 1), np.ones(F - 1)
+    def _fit_scaling(self, values, spans) -> None:
+        """`series_loc_`, `series_scale_`, `cov_loc_`, `cov_scale_` from the rows `spans`
+        (each series' training span) with `forecast.transforms.SeriesScaler`; the identity
+        when the model does not standardise."""
+        S, K = len(spans), values.shape[1] - 1
         if not self._standardize:
-            return loc, scale, cov_loc, cov_scale
-        for i in range(n):
-            part = values[bounds[i]:bounds[i + 1], 0]
-            part = part[np.isfinite(part)]
-            if part.size:
-                loc[i] = part.mean()
-                sd = part.std()
-                scale[i] = sd if sd > 0 else 1.0
-        if F > 1:
-            cov = values[:, 1:]
-            with np.errstate(all="ignore"):
-                cov_loc = np.nan_to_num(np.nanmean(cov, axis=0))
-                sd = np.nan_to_num(np.nanstd(cov, axis=0))
-            cov_scale = np.where(sd > 0, sd, 1.0)
-        return loc, scale, cov_loc, cov_scale
+            self.series_loc_, self.series_scale_ = np.zeros(S), np.ones(S)
+            self.cov_loc_, self.cov_scale_ = np.zeros(K), np.ones(K)
+            return
+        sc = SeriesScaler().fit(values, spans)
+        self.series_loc_, self.series_scale_ = sc.loc_, sc.scale_
+        self.cov_loc_, self.cov_scale_ = sc.cov_loc_, sc.cov_scale_
 
     def _to_model(self, raw, loc, scale):
         """Raw values ``(..., F)`` -> model space; `loc`/`scale` broadcast over the

@@ -8,7 +8,8 @@
 Strategies: ``direct`` (one head emits every horizon step; default), ``recursive`` (a
 one-step model rolled forward from a seed window, feeding its forecasts back) and
 ``seq2seq`` (encoder-decoder). Several series are fitted as one global model; each
-series is standardised with its own mean and standard deviation, then each window is
+series is standardised with the mean and standard deviation of its training rows (the
+validation tail left out: `forecast.transforms.SeriesScaler`), then each window is
 normalised (``normalize``): ``"last"`` subtracts the window's last value (as NLinear),
 ``"instance"`` its mean and standard deviation (as RevIN), ``"none"`` nothing.
 
