@@ -2,7 +2,7 @@
 
     # Darts and torch live in their own benchmark venv, never in the project's:
     python3 -m venv .bench-darts
-    .bench-darts/bin/pip install torch==2.13.0 darts==0.48.1
+    .bench-darts/bin/pip install torch==2.13.0 darts==0.48.1 pytorch-lightning  # lightning 2.6.6 here
     python benchmarks/vs_darts.py [--darts-python .bench-darts/bin/python] [--epochs 5]
 
 The job (issue 12): univariate ETTh1 (the oil temperature ``OT``, the papers' ``S``
