@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 
+from cold_start import cpu_model  # benchmarks/ is this script's folder
 from forecast import workflows as wf
 
 #: (name, bundled dataset, target, kind): kind "weather" must win by 5 %, "price" must
@@ -34,17 +34,6 @@ CASES = [
 BASELINES = ("naive", "seasonal_naive", "drift")
 
 
-def cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
@@ -52,7 +41,7 @@ def main() -> None:
     ap.add_argument("--folds", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"CPU: {cpu()}, {os.cpu_count()} cores; folds {args.folds}; seed {args.seed}")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; folds {args.folds}; seed {args.seed}")
     verdicts = []
     for name, source, target, kind in CASES:
         if name not in args.cases.split(","):

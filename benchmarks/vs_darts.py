@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -125,17 +124,6 @@ def child(python: str, which: str, epochs: int) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--darts-python", default=str(ROOT / ".bench-darts" / "bin" / "python"))
@@ -146,10 +134,12 @@ def main() -> None:
         res = run_ours(args.epochs) if args.child == "ours" else run_darts(args.epochs)
         print(json.dumps(res))
         return
+    from cold_start import cpu_model  # benchmarks/ is this script's folder
+
     if not Path(args.darts_python).exists():
         raise SystemExit(f"no Darts venv at {args.darts_python}: create it as this script's "
                          "docstring says, or pass --darts-python")
-    print(f"CPU: {cpu()}, {os.cpu_count()} cores; each library in its own process, 2 threads")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; each library in its own process, 2 threads")
     ours = child(sys.executable, "ours", args.epochs)
     darts = child(args.darts_python, "darts", args.epochs)
     for r in (ours, darts):

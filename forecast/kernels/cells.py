@@ -482,6 +482,32 @@ def _concat_weights(w_ih, w_hh):
     return out
 
 
+@kernel
+def _lstm_cell(g, bias, c, h):
+    """One sample's LSTM step after the product: ``g (4, H)`` (the pre-activations of
+    gates ``i, f, g, o``) gets the bias and is activated in place, the cell state
+    ``c (H,)`` is updated in place and ``h (H,)`` receives the new hidden state. Shared
+    by `lstm_forward` (``g`` a row of its cache) and `lstm_infer` (a scratch row), so
+    both compute the same bits."""
+    H = c.shape[0]
+    one = g.dtype.type(1.0)
+    for q in range(4):
+        for j in range(H):
+            g[q, j] += bias[q, j]
+    for j in range(H):
+        g[0, j] = one / (one + vexp(-g[0, j]))
+    for j in range(H):
+        g[1, j] = one / (one + vexp(-g[1, j]))
+    for j in range(H):
+        g[2, j] = vtanh(g[2, j])
+    for j in range(H):
+        g[3, j] = one / (one + vexp(-g[3, j]))
+    for j in range(H):
+        c[j] = g[1, j] * c[j] + g[0, j] * g[2, j]
+    for j in range(H):
+        h[j] = g[3, j] * vtanh(c[j])
+
+
 @kernel(parallel=True)
 def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates, cs):
     """LSTM layer (PyTorch equations, gates ``i, f, g, o``).
@@ -500,7 +526,6 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
     bias = (b_ih + b_hh).reshape(4, H)
-    one = dt.type(1.0)
     w_catT = np.ascontiguousarray(_concat_weights(w_ih, w_hh).T)
     g2 = gates.reshape(T * B, GH)
     for k in prange(n_chunks):
@@ -522,23 +547,9 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
                     if t >= lengths[b]:  # padded: no state change, zero output / gradient
                         hs[t, b, :] = 0
                     else:
-                        for q in range(4):
-                            for j in range(H):
-                                gates[t, b, q, j] += bias[q, j]
-                        for j in range(H):
-                            gates[t, b, 0, j] = one / (one + vexp(-gates[t, b, 0, j]))
-                        for j in range(H):
-                            gates[t, b, 1, j] = one / (one + vexp(-gates[t, b, 1, j]))
-                        for j in range(H):
-                            gates[t, b, 2, j] = vtanh(gates[t, b, 2, j])
-                        for j in range(H):
-                            gates[t, b, 3, j] = one / (one + vexp(-gates[t, b, 3, j]))
-                        for j in range(H):
-                            c[bb, j] = gates[t, b, 1, j] * c[bb, j] + gates[t, b, 0, j] * gates[t, b, 2, j]
+                        _lstm_cell(gates[t, b], bias, c[bb], hs[t, b])
                         for j in range(H):
                             cs[t, b, j] = c[bb, j]
-                        for j in range(H):
-                            hs[t, b, j] = gates[t, b, 3, j] * vtanh(c[bb, j])
                         for j in range(H):
                             xh[bb, I + j] = hs[t, b, j]
             for bb in range(nb):
@@ -565,14 +576,14 @@ def lstm_infer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
     h_n = np.empty((B, H), dt)
     c_n = np.empty((B, H), dt)
     bias = (b_ih + b_hh).reshape(4, H)
-    one = dt.type(1.0)
     w_catT = np.ascontiguousarray(_concat_weights(w_ih, w_hh).T)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
         nb = b1 - b0
         if nb > 0:
             xh = np.empty((nb, I + H), dt)
-            g = np.empty((nb, GH), dt)
+            g = np.empty((nb, 4, H), dt)
+            g2 = g.reshape(nb, GH)
             c = c0[b0:b1].copy()
             for bb in range(nb):
                 for j in range(H):
@@ -581,27 +592,13 @@ def lstm_infer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
                 for bb in range(nb):
                     for i in range(I):
                         xh[bb, i] = x[t, b0 + bb, i]
-                _mm(xh, w_catT, g, 0.0, False, False)
+                _mm(xh, w_catT, g2, 0.0, False, False)
                 for bb in range(nb):
                     b = b0 + bb
                     if t >= lengths[b]:
                         hs[t, b, :] = 0
                     else:
-                        for q in range(4):
-                            for j in range(H):
-                                g[bb, q * H + j] += bias[q, j]
-                        for j in range(H):
-                            g[bb, j] = one / (one + vexp(-g[bb, j]))
-                        for j in range(H):
-                            g[bb, H + j] = one / (one + vexp(-g[bb, H + j]))
-                        for j in range(H):
-                            g[bb, 2 * H + j] = vtanh(g[bb, 2 * H + j])
-                        for j in range(H):
-                            g[bb, 3 * H + j] = one / (one + vexp(-g[bb, 3 * H + j]))
-                        for j in range(H):
-                            c[bb, j] = g[bb, H + j] * c[bb, j] + g[bb, j] * g[bb, 2 * H + j]
-                        for j in range(H):
-                            hs[t, b, j] = g[bb, 3 * H + j] * vtanh(c[bb, j])
+                        _lstm_cell(g[bb], bias, c[bb], hs[t, b])
                         for j in range(H):
                             xh[bb, I + j] = hs[t, b, j]
             for bb in range(nb):
