@@ -12,7 +12,8 @@ covariates, ``h_T`` the encoder's last top-layer state):
   horizon step, its position ``h / H`` and the known covariates; ``raw_h = W d_h + b``.
 
 Options on top: a *highway* (LSTNet's autoregressive shortcut: a linear map of the last
-``A`` target values added to every step), quantile outputs made non-crossing
+``A`` target values, and with ``level`` the window's normalisation offset, added to every
+step), quantile outputs made non-crossing
 (`intervals.non_crossing`) and a three-class direction head (down / flat / up) on h_T.
 """
 
@@ -41,6 +42,7 @@ class NetConfig:
     n_quantiles: int = 1
     median_index: int = 0
     highway: int = 0
+    level: bool = False  # the highway vector ends with the window's level (its offset)
     direction: bool = False
     activation: str = "tanh"
     dtype: str = "float32"
@@ -84,7 +86,7 @@ class SeqNet:
             if c.strategy == "recursive" and c.n_known:
                 shapes.append(("Wk", (Q, c.n_known)))
         if c.highway:
-            shapes.append(("Wa", (self.steps_out, c.highway)))
+            shapes.append(("Wa", (self.steps_out, c.highway + int(c.level))))
         if c.direction:
             shapes += [("Wd", (3, Hd)), ("bd", (3,))]
         layout, off = [], 0
@@ -286,6 +288,7 @@ class SeqNet:
             if k + 1 < steps:
                 nxt = np.ascontiguousarray(feed(k, point)[:, None, :], dtype=self.dtype)
                 _, state, _ = self.enc.forward_sequence(nxt, state=state, keep_cache=False)
-                if c.highway:
-                    hw = np.concatenate([hw[:, 1:], point[:, None]], axis=1)
+                if c.highway:  # shift the lags; the level (last, if any) stays
+                    A = c.highway
+                    hw = np.concatenate([hw[:, 1:A], point[:, None], hw[:, A:]], axis=1)
         return np.stack(outs, axis=1)

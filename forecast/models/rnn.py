@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from forecast.errors import ConfigError, NumericalError
+from forecast.models._linear_start import fit_linear_start, set_linear_start
 from forecast.models._net import NetConfig, SeqNet
 from forecast.models.base import check_is_fitted
 from forecast.models.forecaster import Forecaster, as_dataset
@@ -97,9 +98,12 @@ class RNNForecaster(Forecaster):
     ``activation`` (Elman RNN only), ``lookback``, ``horizon``, ``strategy``,
     ``highway`` (the number of last target values in a linear shortcut; ``None``, the
     default: the whole lookback; 0: off),
-    ``highway_init`` (``"ols"``: start the shortcut at the least-squares fit of the
-    normalised windows, i.e. NLinear with ``normalize="last"``, with the recurrent head
-    at zero, so training learns the residual; ``"zeros"``: start it at zero).
+    ``highway_init`` (``"ols"``: start from a ridge regression of the normalised target
+    on the highway lags, with the recurrent head at zero, so training learns the residual;
+    with the level and the known-future covariates too when they help on the validation
+    windows, see `forecast.models._linear_start`; ``"zeros"``: start it at zero),
+    ``level`` (``"auto"``: the window's level joins the highway when the validation
+    windows say so; True / False: always / never).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
     known-future covariates: True, the default, picks them from the frequency; False or
     a list of names), ``use_covariates``.
@@ -118,14 +122,16 @@ class RNNForecaster(Forecaster):
     _standardize = True
     _transient_params = ("callback",)
     _fitted_meta = Forecaster._fitted_meta + ("quantiles_", "net_config_", "n_epochs_",
-                                              "best_epoch_", "direction_cut_", "history_loss_")
+                                              "best_epoch_", "direction_cut_", "history_loss_",
+                                              "linear_start_")
+    _optional_fitted = Forecaster._optional_fitted + ("linear_start_",)
     _fitted_arrays = Forecaster._fitted_arrays + ("enc_params_", "dec_params_", "head_params_")
 
     def __init__(self, cell: str = "gru", n_hidden: int = 32, n_layers: int = 1,
                  lookback: int = 96, horizon: int = 24, strategy: str = "direct",
                  normalize: str = "last", loss: str = "mse", quantiles=None,
                  huber_delta: float = 1.0, highway: int | None = None,
-                 highway_init: str = "ols", calendar=True,
+                 highway_init: str = "ols", level="auto", calendar=True,
                  use_covariates: bool = True, direction: bool = False, direction_step: int = 1,
                  direction_threshold: float = 0.25, direction_weight: float = 1.0,
                  max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
@@ -146,6 +152,7 @@ class RNNForecaster(Forecaster):
         self.huber_delta = huber_delta
         self.highway = highway
         self.highway_init = highway_init
+        self.level = level
         self.calendar = calendar
         self.use_covariates = use_covariates
         self.direction = direction
@@ -225,7 +232,8 @@ class RNNForecaster(Forecaster):
                            _choice("loss", self.loss, LOSSES), float(self.huber_delta),
                            float(self.direction_weight))
 
-    def _net_config(self, n_input: int, horizon: int, n_known: int) -> NetConfig:
+    def _net_config(self, n_input: int, horizon: int, n_known: int,
+                    level: bool = False) -> NetConfig:
         _choice("cell", self.cell, tuple(CELLS))
         _choice("strategy", self.strategy, STRATEGIES)
         _choice("normalize", self.normalize, NORMALIZATIONS)
@@ -244,7 +252,8 @@ class RNNForecaster(Forecaster):
         return NetConfig(self.cell, n_input, _int("n_hidden", self.n_hidden),
                          _int("n_layers", self.n_layers), horizon, n_known, self.strategy,
                          len(q) if q else 1, q.index(0.5) if q else 0, highway,
-                         bool(self.direction), self.activation, str(self.dtype))
+                         bool(level) and highway > 0, bool(self.direction), self.activation,
+                         str(self.dtype))
 
     # ---- per-window normalisation --------------------------------------------------------
     def _norm(self, X):
@@ -262,7 +271,10 @@ class RNNForecaster(Forecaster):
         off, sc = self._norm(X)
         Xn = np.array(X, dtype=np.float64)
         Xn[:, :, 0] = (Xn[:, :, 0] - off) / sc
-        hw = Xn[:, -self.net_config_["highway"]:, 0] if self.net_config_["highway"] else None
+        A = self.net_config_["highway"]
+        hw = Xn[:, -A:, 0] if A else None
+        if A and self.net_config_.get("level"):
+            hw = np.concatenate([hw, off], axis=1)
         return Xn, off, sc, hw
 
     # ---- training ------------------------------------------------------------------------
@@ -275,12 +287,23 @@ class RNNForecaster(Forecaster):
             self.quantiles_ = None
         K = 0 if train.x_future is None else train.x_future.shape[2]
         H = train.y.shape[1]
-        self.net_config_ = {}
-        cfg = self._net_config(train.x.shape[2], H, K)
+        self.net_config_ = self._net_config(train.x.shape[2], H, K).__dict__.copy()
+        warm = getattr(self, "_warm", None)
+        _choice("highway_init", self.highway_init, ("ols", "zeros"))
+        _choice("level", self.level, ("auto", True, False))
+        start, self.linear_start_ = None, getattr(self, "linear_start_", None) if warm else None
+        if self.net_config_["highway"] and self.highway_init == "ols":
+            if warm is not None:  # a warm refit keeps the choice of the fit it continues
+                level = bool(warm["config"].get("level"))
+            else:
+                start = self._linear_start(train, val)
+                level = start.level is not None
+        else:
+            level = self.level is True
+        cfg = self._net_config(train.x.shape[2], H, K, level)
         self.net_config_ = cfg.__dict__.copy()
         seed = self.random_state if self.random_state is not None else 0
         self._net = SeqNet(cfg, int(seed))
-        warm = getattr(self, "_warm", None)
         if warm is not None and warm["config"] == self.net_config_:
             self._net.set_arrays(warm)
         if self.direction:
@@ -292,9 +315,9 @@ class RNNForecaster(Forecaster):
         rng = np.random.default_rng(seed)
         Xn, off, sc, hw = self._inputs(train.x)
         Yn = (train.y - off) / sc
-        _choice("highway_init", self.highway_init, ("ols", "zeros"))
-        if hw is not None and self.highway_init == "ols" and warm is None:
-            self._init_highway(hw, self._target_steps(Yn))
+        if start is not None:
+            set_linear_start(self._net.views(), start, self.net_config_["highway"],
+                             self.net_config_["n_quantiles"], self.strategy)
         best, best_epoch, bad = np.inf, 0, 0
         if val is not None:
             Xv, offv, scv, hwv = self._inputs(val.x)
@@ -344,22 +367,23 @@ class RNNForecaster(Forecaster):
         self.history_loss_ = history
         self._store_net()
 
-    def _init_highway(self, hw, Y) -> None:
-        """Least-squares start of the highway (intercept in the head bias), recurrent
-        head weights at zero: the net starts as the linear model on the normalised
-        window (ridge 1e-6 relative, for conditioning)."""
-        A = np.concatenate([hw.astype(np.float64), np.ones((len(hw), 1))], axis=1)
-        gram = A.T @ A
-        gram[np.diag_indices_from(gram)] += 1e-6 * np.trace(gram) / len(gram)
-        coef = np.linalg.solve(gram, A.T @ Y.astype(np.float64))  # (A + 1, S)
-        v = self._net.views()
-        v["Wa"][...] = coef[:-1].T
-        Q = self.net_config_["n_quantiles"]
-        if self.strategy == "direct":
-            v["b"][...] = np.repeat(coef[-1], Q)
-        else:
-            v["b"][...] = coef[-1].mean()
-        v["W"][...] = 0.0
+    def _linear_start(self, train, val):
+        """Choose and fit the linear start (`forecast.models._linear_start`) on the training
+        windows, scored on the validation windows; records the choice in
+        ``linear_start_``."""
+        levels = {"auto": (False, True), True: (True,), False: (False,)}[self.level]
+
+        def parts(batch):
+            _, off, sc, hw = self._inputs(batch.x)
+            Y = self._target_steps((batch.y - off) / sc)
+            return hw, off[:, 0], batch.x_future, Y
+
+        tr = parts(train)
+        knowns = (False,) if self.strategy == "seq2seq" else (False, True)
+        start = fit_linear_start(*tr, validation=None if val is None else parts(val),
+                                 levels=levels, knowns=knowns)
+        self.linear_start_ = start.summary()
+        return start
 
     @staticmethod
     def _lr(tc: TrainConfig, epoch: int) -> float:
