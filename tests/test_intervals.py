@@ -119,3 +119,14 @@ def test_report_and_cli_say_plainly_when_nothing_beats_naive():
     assert skill_verdict(s).startswith("No model beats the naive forecast by more than 2%")
     s.loc[0, "skill_mae"] = 0.2
     assert skill_verdict(s) == "gru beats the naive forecast by 20.0% (MAE) in this backtest."
+    # a gain that drift (the average trend alone) matches is the trend's, and said so
+    s.loc[2, "skill_mae"] = 0.19
+    assert skill_verdict(s) == ("gru beats the naive forecast by 20.0% (MAE), but drift alone "
+                                "does so by 19.0%: the gain is the series' average trend over "
+                                "this backtest, not a pattern a model found, and a trend can "
+                                "turn.")
+    s.loc[0, "skill_mae"] = 0.1
+    assert skill_verdict(s).startswith("drift beats the naive forecast by 19.0% (MAE): the gain")
+    s.loc[2, "skill_mae"] = 0.05  # drift well behind the best model: no trend caveat
+    s.loc[0, "skill_mae"] = 0.2
+    assert skill_verdict(s).endswith("in this backtest.")

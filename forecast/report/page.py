@@ -39,7 +39,9 @@ a{color:#1d4ed8}
 
 def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
     """One plain sentence on whether any model beats the naive forecast by more than
-    `margin` (as skill against naive, from the summary's ``skill_mae``)."""
+    `margin` (as skill against naive, from the summary's ``skill_mae``), and whether
+    the drift forecast (the average trend alone) does about as well, in which case the
+    gain is the trend's."""
     if "skill_mae" not in summary or not (summary["model"] == "naive").any():
         return None
     others = summary[summary["model"] != "naive"]
@@ -48,6 +50,14 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
         return None
     best = others.loc[others["skill_mae"].astype(float).idxmax()]
     sk = float(best["skill_mae"])
+    drift = summary.loc[summary["model"] == "drift", "skill_mae"].astype(float)
+    dsk = float(drift.iloc[0]) if len(drift) else np.nan
+    if sk > margin and np.isfinite(dsk) and dsk > margin and dsk >= sk - margin:
+        lead = (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE), but drift "
+                f"alone does so by {dsk:.1%}" if best["model"] != "drift" else
+                f"drift beats the naive forecast by {sk:.1%} (MAE)")
+        return (f"{lead}: the gain is the series' average trend over this backtest, "
+                "not a pattern a model found, and a trend can turn.")
     if sk > margin:
         return (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) in this "
                 "backtest.")
