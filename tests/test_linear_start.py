@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forecast.models import RNNForecaster
-from forecast.models._linear_start import _Problem, fit_linear_start, set_linear_start
+from forecast.models._linear_start import ALPHAS, _Problem, fit_linear_start, set_linear_start
 from forecast.models._net import NetConfig, SeqNet
 
 
@@ -30,7 +30,10 @@ def _reference(C, F, Y, alpha):
 
 @pytest.mark.parametrize("with_known", [False, True])
 @pytest.mark.parametrize("alpha", [1e-6, 1e-2, 1.0])
-def test_shared_block_solve_matches_a_direct_ridge_per_step(with_known, alpha):
+@pytest.mark.parametrize("block", [4096, 7])  # the known covariates are read in row blocks
+def test_shared_block_solve_matches_a_direct_ridge_per_step(with_known, alpha, block,
+                                                            monkeypatch):
+    monkeypatch.setattr(_Problem, "BLOCK", block)
     rng = np.random.default_rng(0)
     n, p, S, K = 300, 9, 5, 3
     C = rng.normal(size=(n, p)) @ rng.normal(size=(p, p))  # correlated columns
@@ -70,6 +73,7 @@ def test_the_choice_on_validation_takes_level_and_known_terms_when_they_help():
     # without validation windows the first option of each is taken
     first = fit_linear_start(*tr)
     assert first.level is None and first.known is None and first.val_mse is None
+    assert first.alpha == ALPHAS[len(ALPHAS) // 2]
 
 
 def test_the_choice_leaves_out_a_level_that_only_fits_noise():

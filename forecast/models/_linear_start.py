@@ -60,7 +60,11 @@ def _std(a, axis=0):
 
 
 class _Problem:
-    """Standardised training statistics of one candidate column set."""
+    """Standardised training statistics of one candidate column set. The known
+    covariates ``F (n, S, K)`` can be large (many windows times a long horizon), so they
+    are read in blocks of rows, never copied whole."""
+
+    BLOCK = 4096
 
     def __init__(self, C, F, Y):
         n = len(C)
@@ -73,11 +77,27 @@ class _Problem:
         self.F = F is not None
         if self.F:
             S, K = F.shape[1], F.shape[2]
-            self.fm, self.fs = F.mean(0), _std(F)  # (S, K)
-            Fc = (F - self.fm) / self.fs
-            self.VtGcf = (self.V.T @ (Cc.T @ Fc.reshape(n, S * K) / n)).reshape(-1, S, K)
-            self.Gff = np.einsum("nsk,nsl->skl", Fc, Fc) / n
-            self.Fy = np.einsum("nsk,ns->sk", Fc, Yc) / n
+            s1, s2 = np.zeros((S, K)), np.zeros((S, K))
+            for a in range(0, n, self.BLOCK):
+                f = np.asarray(F[a:a + self.BLOCK], np.float64)
+                s1 += f.sum(0)
+                s2 += (f * f).sum(0)
+            self.fm = s1 / n
+            var = np.maximum(s2 / n - self.fm ** 2, 0.0)
+            self.fs = np.where(var > 1e-16, np.sqrt(var), 1.0)
+            Gcf = np.zeros((C.shape[1], S * K))
+            self.Gff, self.Fy = np.zeros((S, K, K)), np.zeros((S, K))
+            for a in range(0, n, self.BLOCK):
+                fc = self._scaled(F[a:a + self.BLOCK])
+                Gcf += Cc[a:a + self.BLOCK].T @ fc.reshape(len(fc), S * K)
+                self.Gff += np.einsum("nsk,nsl->skl", fc, fc)
+                self.Fy += np.einsum("nsk,ns->sk", fc, Yc[a:a + self.BLOCK])
+            self.VtGcf = (self.V.T @ (Gcf / n)).reshape(-1, S, K)
+            self.Gff /= n
+            self.Fy /= n
+
+    def _scaled(self, f):
+        return (np.asarray(f, np.float64) - self.fm) / self.fs
 
     def solve(self, alpha):
         """Coefficients on standardised columns: ``bc (p, S)``, ``bf (S, K)`` or None."""
@@ -96,7 +116,8 @@ class _Problem:
     def predict(self, bc, bf, C, F):
         out = ((C - self.cm) / self.cs) @ bc + self.ym
         if bf is not None:
-            out = out + np.einsum("nsk,sk->ns", (F - self.fm) / self.fs, bf)
+            for a in range(0, len(out), self.BLOCK):
+                out[a:a + self.BLOCK] += np.einsum("nsk,sk->ns", self._scaled(F[a:a + self.BLOCK]), bf)
         return out
 
     def unscale(self, bc, bf, A, with_level, alpha, val_mse) -> LinearStart:
@@ -123,16 +144,16 @@ def fit_linear_start(hw, off, F, Y, validation=None, levels=(False, True),
     normalised targets. ``validation`` is the same tuple ``(hw, off, F, Y)`` of later
     windows; every combination of `levels`, `knowns` (ignored without ``F``) and `alphas`
     is scored on it by MSE and the best is returned. Without validation windows the first
-    option of each is taken and ``alphas[0]``."""
+    option of each is taken, with the middle strength of `alphas`."""
     Y = np.asarray(Y, np.float64)
     S = Y.shape[1]
     A = hw.shape[1]
     if F is not None:
-        F = np.asarray(F, np.float64)[:, :S]
+        F = F[:, :S]  # a view: _Problem reads it in blocks
     else:
         knowns = (False,)
-    if validation is None:
-        levels, knowns, alphas = levels[:1], knowns[:1], alphas[:1]
+    if validation is None:  # nothing to choose on: the first terms, a middling shrinkage
+        levels, knowns, alphas = levels[:1], knowns[:1], (alphas[len(alphas) // 2],)
     best = None
     for with_level in levels:
         C = _columns(hw, off, with_level)
@@ -141,7 +162,7 @@ def fit_linear_start(hw, off, F, Y, validation=None, levels=(False, True),
             if validation is not None:
                 hv, ov, Fv, Yv = validation
                 Cv = _columns(hv, ov, with_level)
-                Fv = None if not with_known else np.asarray(Fv, np.float64)[:, :S]
+                Fv = Fv[:, :S] if with_known else None
             for alpha in alphas:
                 bc, bf = prob.solve(alpha)
                 mse = None

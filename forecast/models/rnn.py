@@ -373,10 +373,12 @@ class RNNForecaster(Forecaster):
         ``linear_start_``."""
         levels = {"auto": (False, True), True: (True,), False: (False,)}[self.level]
 
-        def parts(batch):
-            _, off, sc, hw = self._inputs(batch.x)
-            Y = self._target_steps((batch.y - off) / sc)
-            return hw, off[:, 0], batch.x_future, Y
+        A = self.net_config_["highway"]
+
+        def parts(batch):  # the normalised lags only, without copying the whole windows
+            off, sc = self._norm(batch.x)
+            hw = (np.asarray(batch.x[:, -A:, 0], np.float64) - off) / sc
+            return hw, off[:, 0], batch.x_future, self._target_steps((batch.y - off) / sc)
 
         tr = parts(train)
         knowns = (False,) if self.strategy == "seq2seq" else (False, True)
