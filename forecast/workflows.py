@@ -309,7 +309,8 @@ class BacktestSpec:
     window: str = "expanding"
     refit_every: int | None = None  # None: every ceil(folds / 4) folds
     refit: str = "auto"  # fresh, warm or auto (warm for the recurrent models)
-    baselines: tuple[str, ...] = ("naive", "seasonal_naive")
+    # drift too: a gain over naive that drift matches is the trend's (the plain verdict)
+    baselines: tuple[str, ...] = ("naive", "seasonal_naive", "drift")
     levels: tuple[float, ...] = (80, 95)
 
 

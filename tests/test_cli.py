@@ -231,6 +231,9 @@ def test_backtest_default_output_goes_to_reports(workdir):
                  "--horizon", "3")
     assert res.exit_code == 0, res.output
     assert Path("reports/s-backtest.csv").exists()
+    # the baselines that always run: naive, seasonal naive and drift (the verdict's trend check)
+    assert set(pd.read_csv("reports/s-backtest.csv")["model"]) == {"naive", "seasonal_naive",
+                                                                   "drift"}
 
 
 def test_report_from_a_model_file(fitted, workdir):

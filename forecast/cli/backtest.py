@@ -21,7 +21,7 @@ def backtest(ctx: typer.Context,
              target: Optional[str] = typer.Option(None, "--target", "-t",
                                                   help="Column to forecast."),
              models: str = typer.Option("gru,naive", help="Comma-separated model names; the "
-                                        "naive and seasonal naive baselines always run."),
+                                        "naive, seasonal naive and drift baselines always run."),
              folds: int = typer.Option(3, min=1, help="Rolling-origin folds."),
              horizon: Optional[int] = typer.Option(None, min=1, help="Steps per forecast "
                                                    "(default: one season)."),
