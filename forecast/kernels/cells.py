@@ -366,6 +366,22 @@ def _carry_valid(dst, src, lengths, b0, t):
                 dst[bb, j] = src[bb, j]
 
 
+_TINY32 = float(np.finfo(np.float32).tiny)
+_TINY64 = float(np.finfo(np.float64).tiny)
+
+
+@kernel(inline=True)
+def _flush(v, tiny, zero):
+    """``v``, or zero when ``v`` is subnormal (below the smallest normal ``tiny``).
+
+    A many-to-one loss's gradient decays along the 336 steps of a long lookback into
+    the subnormal range, where every multiply and BLAS product on it takes a slow
+    microcode path (measured: GRU backward ~20x its forward); every backward kernel flushes its
+    gate gradients and carried state gradients. Values that small change
+    no weight gradient of normal size; NaN and inf pass unchanged."""
+    return zero if abs(v) < tiny else v
+
+
 # ----------------------------------------------------------------------------- Elman RNN
 @kernel(parallel=True)
 def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs):
@@ -430,6 +446,7 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
     p_b = np.zeros((n_chunks, H), dt)
     one = dt.type(1.0)
     zero = dt.type(0.0)
+    tiny = dt.type(_TINY32 if x.itemsize == 4 else _TINY64)
     slope_t = dt.type(slope)
     for k in prange(n_chunks):
         b0, b1 = _chunk(B, n_chunks, k)
@@ -444,7 +461,7 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
                         dg[t, bb, :, :] = 0
                     else:
                         for j in range(H):
-                            dg[t, bb, 0, j] = dh[bb, j] + dhs[t, b, j]
+                            dg[t, bb, 0, j] = _flush(dh[bb, j] + dhs[t, b, j], tiny, zero)
                         if act == ACT_TANH:
                             for j in range(H):
                                 hv = hs[t, b, j]
@@ -637,6 +654,8 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
     p_cat = np.zeros((n_chunks, GH, K), dt)
     p_b = np.zeros((n_chunks, GH), dt)
     one = dt.type(1.0)
+    zero = dt.type(0.0)
+    tiny = dt.type(_TINY32 if x.itemsize == 4 else _TINY64)
     w_back = _concat_weights(w_ih, w_hh) if I0 > 0 else np.ascontiguousarray(w_hh)
     S = min(BLOCK_STEPS, T)
     for k in prange(n_chunks):
@@ -675,21 +694,21 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                             tc[j] = vtanh(cs[t, b, j])
                         for j in range(H):
                             o = gates[t, b, 3, j]
-                            dg4[r, 3, j] = dh[bb, j] * tc[j] * o * (one - o)
+                            dg4[r, 3, j] = _flush(dh[bb, j] * tc[j] * o * (one - o), tiny, zero)
                         for j in range(H):
                             o = gates[t, b, 3, j]
                             dc[bb, j] += dh[bb, j] * o * (one - tc[j] * tc[j])
                         for j in range(H):
                             i = gates[t, b, 0, j]
-                            dg4[r, 0, j] = dc[bb, j] * gates[t, b, 2, j] * i * (one - i)
+                            dg4[r, 0, j] = _flush(dc[bb, j] * gates[t, b, 2, j] * i * (one - i), tiny, zero)
                         for j in range(H):
                             f = gates[t, b, 1, j]
-                            dg4[r, 1, j] = dc[bb, j] * cprev[j] * f * (one - f)
+                            dg4[r, 1, j] = _flush(dc[bb, j] * cprev[j] * f * (one - f), tiny, zero)
                         for j in range(H):
                             g = gates[t, b, 2, j]
-                            dg4[r, 2, j] = dc[bb, j] * gates[t, b, 0, j] * (one - g * g)
+                            dg4[r, 2, j] = _flush(dc[bb, j] * gates[t, b, 0, j] * (one - g * g), tiny, zero)
                         for j in range(H):
-                            dc[bb, j] *= gates[t, b, 1, j]
+                            dc[bb, j] = _flush(dc[bb, j] * gates[t, b, 1, j], tiny, zero)
                         for j in range(GH):
                             db[j] += dg[r, j]
                 _mm(dg[s * nb:(s + 1) * nb], w_back, prod, 0.0, False, False)
@@ -699,7 +718,7 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                         dx[t, b, i] = prod[bb, i]
                     if t < lengths[b]:
                         for j in range(H):
-                            dh[bb, j] = prod[bb, I0 + j]
+                            dh[bb, j] = _flush(prod[bb, I0 + j], tiny, zero)
                 if s == 0:  # block [t, t + n) complete
                     n = min(S, T - t) * nb
                     _mm(dg[:n], xhb[:n], p_cat[k], 1.0, True, False)
@@ -712,19 +731,6 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
 
 
 # ----------------------------------------------------------------------------- GRU
-_TINY32 = float(np.finfo(np.float32).tiny)
-_TINY64 = float(np.finfo(np.float64).tiny)
-
-
-@kernel(inline=True)
-def _flush(v, tiny, zero):
-    """``v``, or zero when ``v`` is subnormal (below the smallest normal ``tiny``).
-
-    A many-to-one loss's gradient decays along the 336 steps of a long lookback into
-    the subnormal range, where every multiply and BLAS product on it takes a slow
-    microcode path (measured: GRU backward ~20x its forward). Values that small change
-    no weight gradient of normal size; NaN and inf pass unchanged."""
-    return zero if abs(v) < tiny else v
 
 
 @kernel
