@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from forecast.models import RNNForecaster
-from forecast.models._linear_start import ALPHAS, _Problem, fit_linear_start, set_linear_start
+from forecast.models._linear_start import ALPHAS, _Known, _Problem, fit_linear_start, set_linear_start
 from forecast.models._net import NetConfig, SeqNet
 
 
@@ -33,14 +33,14 @@ def _reference(C, F, Y, alpha):
 @pytest.mark.parametrize("block", [4096, 7])  # the known covariates are read in row blocks
 def test_shared_block_solve_matches_a_direct_ridge_per_step(with_known, alpha, block,
                                                             monkeypatch):
-    monkeypatch.setattr(_Problem, "BLOCK", block)
+    monkeypatch.setattr(_Known, "BLOCK", block)
     rng = np.random.default_rng(0)
     n, p, S, K = 300, 9, 5, 3
     C = rng.normal(size=(n, p)) @ rng.normal(size=(p, p))  # correlated columns
     F = rng.normal(size=(n, S, K)) if with_known else None
     Y = rng.normal(size=(n, S))
-    prob = _Problem(C, F, Y)
-    bc, bf = prob.solve(alpha)
+    prob = _Problem(C, Y)
+    bc, bf = prob.solve(alpha, _Known(F, Y - Y.mean(0)) if with_known else None)
     rc, rf = _reference(C, F, Y, alpha)
     np.testing.assert_allclose(bc, rc, rtol=1e-9, atol=1e-11)
     if with_known:

@@ -59,76 +59,92 @@ def _std(a, axis=0):
     return np.where(s > 1e-8, s, 1.0)
 
 
-class _Problem:
-    """Standardised training statistics of one candidate column set. The known
-    covariates ``F (n, S, K)`` can be large (many windows times a long horizon), so they
-    are read in blocks of rows, never copied whole."""
+class _Known:
+    """Standardised statistics of the known covariates ``F (n, S, K)`` that do not
+    depend on the other columns (computed once for every candidate). ``F`` can be large
+    (many windows times a long horizon), so it is read in blocks of rows, never copied
+    whole."""
 
     BLOCK = 4096
 
-    def __init__(self, C, F, Y):
+    def __init__(self, F, Yc):
+        n, S, K = F.shape
+        s1, s2 = np.zeros((S, K)), np.zeros((S, K))
+        for a in range(0, n, self.BLOCK):
+            f = np.asarray(F[a:a + self.BLOCK], np.float64)
+            s1 += f.sum(0)
+            s2 += (f * f).sum(0)
+        self.F, self.fm = F, s1 / n
+        var = np.maximum(s2 / n - self.fm ** 2, 0.0)
+        self.fs = np.where(var > 1e-16, np.sqrt(var), 1.0)
+        self.Gff, self.Fy = np.zeros((S, K, K)), np.zeros((S, K))
+        for a, fc in self.blocks(F):
+            self.Gff += np.einsum("nsk,nsl->skl", fc, fc)
+            self.Fy += np.einsum("nsk,ns->sk", fc, Yc[a:a + self.BLOCK])
+        self.Gff /= n
+        self.Fy /= n
+
+    def blocks(self, F):
+        """``(first row, standardised block)`` of `F`, block after block."""
+        for a in range(0, len(F), self.BLOCK):
+            yield a, (np.asarray(F[a:a + self.BLOCK], np.float64) - self.fm) / self.fs
+
+    def cross(self, Cc):
+        """``Cc.T @ F_std / n`` as ``(p, S, K)``."""
+        n, (S, K) = len(Cc), self.fm.shape
+        G = np.zeros((Cc.shape[1], S * K))
+        for a, fc in self.blocks(self.F):
+            G += Cc[a:a + self.BLOCK].T @ fc.reshape(len(fc), S * K)
+        return (G / n).reshape(-1, S, K)
+
+
+class _Problem:
+    """Standardised training statistics of one candidate column set ``C``. `solve` and
+    `predict` take the known covariates' `_Known` statistics or None; the cross block
+    with ``C`` is computed on first use."""
+
+    def __init__(self, C, Y):
         n = len(C)
         self.cm, self.cs = C.mean(0), _std(C)
         self.ym = Y.mean(0)
-        Cc = (C - self.cm) / self.cs
-        Yc = Y - self.ym
-        self.e, self.V = np.linalg.eigh(Cc.T @ Cc / n)
-        self.VtCy = self.V.T @ (Cc.T @ Yc / n)  # (p, S)
-        self.F = F is not None
-        if self.F:
-            S, K = F.shape[1], F.shape[2]
-            s1, s2 = np.zeros((S, K)), np.zeros((S, K))
-            for a in range(0, n, self.BLOCK):
-                f = np.asarray(F[a:a + self.BLOCK], np.float64)
-                s1 += f.sum(0)
-                s2 += (f * f).sum(0)
-            self.fm = s1 / n
-            var = np.maximum(s2 / n - self.fm ** 2, 0.0)
-            self.fs = np.where(var > 1e-16, np.sqrt(var), 1.0)
-            Gcf = np.zeros((C.shape[1], S * K))
-            self.Gff, self.Fy = np.zeros((S, K, K)), np.zeros((S, K))
-            for a in range(0, n, self.BLOCK):
-                fc = self._scaled(F[a:a + self.BLOCK])
-                Gcf += Cc[a:a + self.BLOCK].T @ fc.reshape(len(fc), S * K)
-                self.Gff += np.einsum("nsk,nsl->skl", fc, fc)
-                self.Fy += np.einsum("nsk,ns->sk", fc, Yc[a:a + self.BLOCK])
-            self.VtGcf = (self.V.T @ (Gcf / n)).reshape(-1, S, K)
-            self.Gff /= n
-            self.Fy /= n
+        self.Cc = (C - self.cm) / self.cs
+        self.e, self.V = np.linalg.eigh(self.Cc.T @ self.Cc / n)
+        self.VtCy = self.V.T @ (self.Cc.T @ (Y - self.ym) / n)  # (p, S)
+        self._VtGcf = None
 
-    def _scaled(self, f):
-        return (np.asarray(f, np.float64) - self.fm) / self.fs
-
-    def solve(self, alpha):
+    def solve(self, alpha, known: _Known | None = None):
         """Coefficients on standardised columns: ``bc (p, S)``, ``bf (S, K)`` or None."""
         d = 1.0 / (np.maximum(self.e, 0.0) + alpha)
-        if not self.F:
+        if known is None:
             return self.V @ (d[:, None] * self.VtCy), None
-        K = self.Gff.shape[1]
+        if self._VtGcf is None:
+            S, K = known.fm.shape
+            self._VtGcf = (self.V.T @ known.cross(self.Cc).reshape(-1, S * K)).reshape(-1, S, K)
+        VtGcf, K = self._VtGcf, known.Gff.shape[1]
         # Schur complement of the shared block: (Gff + a) - Gfc M Gcf, M = (Gcc + a)^-1
-        DGcf = d[:, None, None] * self.VtGcf
-        schur = self.Gff + alpha * np.eye(K) - np.einsum("psk,psl->skl", self.VtGcf, DGcf)
-        rhs = self.Fy - np.einsum("psk,ps->sk", DGcf, self.VtCy)
+        DGcf = d[:, None, None] * VtGcf
+        schur = known.Gff + alpha * np.eye(K) - np.einsum("psk,psl->skl", VtGcf, DGcf)
+        rhs = known.Fy - np.einsum("psk,ps->sk", DGcf, self.VtCy)
         bf = np.linalg.solve(schur, rhs[:, :, None])[:, :, 0]
         bc = self.V @ (d[:, None] * self.VtCy - np.einsum("psk,sk->ps", DGcf, bf))
         return bc, bf
 
-    def predict(self, bc, bf, C, F):
+    def predict(self, bc, bf, C, F, known: _Known | None = None):
         out = ((C - self.cm) / self.cs) @ bc + self.ym
         if bf is not None:
-            for a in range(0, len(out), self.BLOCK):
-                out[a:a + self.BLOCK] += np.einsum("nsk,sk->ns", self._scaled(F[a:a + self.BLOCK]), bf)
+            for a, fc in known.blocks(F):
+                out[a:a + known.BLOCK] += np.einsum("nsk,sk->ns", fc, bf)
         return out
 
-    def unscale(self, bc, bf, A, with_level, alpha, val_mse) -> LinearStart:
+    def unscale(self, bc, bf, A, with_level, alpha, val_mse, known=None) -> LinearStart:
         coef = bc / self.cs[:, None]  # (p, S)
         intercept = self.ym - self.cm @ coef
-        known = None
+        coef_known = None
         if bf is not None:
-            known = bf / self.fs
-            intercept = intercept - np.einsum("sk,sk->s", self.fm, known)
-        return LinearStart(coef[:A].T.copy(), coef[A].copy() if with_level else None, known,
-                           intercept, alpha, val_mse)
+            coef_known = bf / known.fs
+            intercept = intercept - np.einsum("sk,sk->s", known.fm, coef_known)
+        return LinearStart(coef[:A].T.copy(), coef[A].copy() if with_level else None,
+                           coef_known, intercept, alpha, val_mse)
 
 
 def _columns(hw, off, with_level):
@@ -149,29 +165,31 @@ def fit_linear_start(hw, off, F, Y, validation=None, levels=(False, True),
     S = Y.shape[1]
     A = hw.shape[1]
     if F is not None:
-        F = F[:, :S]  # a view: _Problem reads it in blocks
+        F = F[:, :S]  # a view: _Known reads it in blocks
     else:
         knowns = (False,)
     if validation is None:  # nothing to choose on: the first terms, a middling shrinkage
         levels, knowns, alphas = levels[:1], knowns[:1], (alphas[len(alphas) // 2],)
+    known_stats = _Known(F, Y - Y.mean(0)) if True in knowns else None
+    if validation is not None:
+        hv, ov, Fv, Yv = validation
+        Fv = None if Fv is None else Fv[:, :S]
     best = None
     for with_level in levels:
         C = _columns(hw, off, with_level)
+        prob = _Problem(C, Y)  # one eigendecomposition per column set
+        Cv = _columns(hv, ov, with_level) if validation is not None else None
         for with_known in knowns:
-            prob = _Problem(C, F if with_known else None, Y)
-            if validation is not None:
-                hv, ov, Fv, Yv = validation
-                Cv = _columns(hv, ov, with_level)
-                Fv = Fv[:, :S] if with_known else None
+            kn = known_stats if with_known else None
             for alpha in alphas:
-                bc, bf = prob.solve(alpha)
+                bc, bf = prob.solve(alpha, kn)
                 mse = None
                 if validation is not None:
-                    mse = float(np.mean((prob.predict(bc, bf, Cv, Fv) - Yv) ** 2))
+                    mse = float(np.mean((prob.predict(bc, bf, Cv, Fv, kn) - Yv) ** 2))
                     if best is not None and not mse < best[0] - 1e-12:  # NaN never wins
                         continue
                 best = (mse if mse is not None else 0.0,
-                        prob.unscale(bc, bf, A, with_level, alpha, mse))
+                        prob.unscale(bc, bf, A, with_level, alpha, mse, kn))
     return best[1]
 
 

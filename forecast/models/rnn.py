@@ -272,10 +272,15 @@ class RNNForecaster(Forecaster):
         Xn = np.array(X, dtype=np.float64)
         Xn[:, :, 0] = (Xn[:, :, 0] - off) / sc
         A = self.net_config_["highway"]
-        hw = Xn[:, -A:, 0] if A else None
+        hw = self._lags(X, off, sc, A) if A else None
         if A and self.net_config_.get("level"):
             hw = np.concatenate([hw, off], axis=1)
         return Xn, off, sc, hw
+
+    @staticmethod
+    def _lags(X, off, sc, A):
+        """The last `A` target values of each window, normalised: the highway's inputs."""
+        return (np.asarray(X[:, -A:, 0], np.float64) - off) / sc
 
     # ---- training ------------------------------------------------------------------------
     def _fit_arrays(self, train, val) -> None:
@@ -372,13 +377,12 @@ class RNNForecaster(Forecaster):
         windows, scored on the validation windows; records the choice in
         ``linear_start_``."""
         levels = {"auto": (False, True), True: (True,), False: (False,)}[self.level]
-
         A = self.net_config_["highway"]
 
         def parts(batch):  # the normalised lags only, without copying the whole windows
             off, sc = self._norm(batch.x)
-            hw = (np.asarray(batch.x[:, -A:, 0], np.float64) - off) / sc
-            return hw, off[:, 0], batch.x_future, self._target_steps((batch.y - off) / sc)
+            return (self._lags(batch.x, off, sc, A), off[:, 0], batch.x_future,
+                    self._target_steps((batch.y - off) / sc))
 
         tr = parts(train)
         knowns = (False,) if self.strategy == "seq2seq" else (False, True)
