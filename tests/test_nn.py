@@ -883,6 +883,33 @@ def test_training_steps_reuse_their_buffers():
     assert not net._pool._arrays
 
 
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_prediction_chunks_agree_with_the_training_forward(cell, dtype):
+    """A prediction-only pass splits a large batch into fewer, larger chunks than
+    training (`n_infer_chunks`). Rows never interact, so every row's states are the
+    training forward's up to the BLAS's row-count-dependent rounding (OpenBLAS Haswell
+    kernels; see `test_chunk_count_changes_results_only_to_rounding`), and a prediction
+    repeats itself bit for bit."""
+    from forecast.nn.runtime import n_chunks, n_infer_chunks
+
+    net = make_net(cell, "tanh", 2, n_hidden=48, dtype=dtype, seed=5)
+    rng = np.random.default_rng(6)
+    tol = 1e-12 if dtype == "float64" else 2e-5
+    for B in (300, 1000):
+        assert n_infer_chunks(B) < n_chunks(B)
+        x, lengths = ragged(rng, B, 7, 3, dtype=dtype)
+        hs, final, _ = net.forward_sequence(x, lengths)
+        hs2, final2, _ = net.forward_sequence(x, lengths, keep_cache=False)
+        np.testing.assert_allclose(hs2, hs, rtol=tol, atol=tol)
+        for a, b in zip(state_arrays(final), state_arrays(final2)):
+            np.testing.assert_allclose(b, a, rtol=tol, atol=tol)
+        hs3, final3, _ = net.forward_sequence(x, lengths, keep_cache=False)
+        np.testing.assert_array_equal(hs3, hs2)
+        for a, b in zip(state_arrays(final2), state_arrays(final3)):
+            np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_lstm_prediction_without_cache_gives_the_same_bits(dtype, n_layers):

@@ -179,9 +179,9 @@ class SeqNet:
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
         B = x.shape[0]
-        hs, final, ecache = self.enc.forward_sequence(x, keep_cache=keep_cache)
+        final, ecache = self.enc.forward_final(x, keep_cache=keep_cache)
         hT = self._top(final)
-        cache = {"ecache": ecache, "hT": hT, "hs_shape": hs.shape, "final": final, "B": B}
+        cache = {"ecache": ecache, "hT": hT, "final": final, "B": B}
         Q = c.n_quantiles
         if c.strategy == "direct":
             raw = hT @ v["W"].T + v["b"]
@@ -255,8 +255,7 @@ class SeqNet:
         else:
             dstate = tuple(a.copy() for a in dstate0) if c.cell == "lstm" else dstate0.copy()
         (dstate[0] if c.cell == "lstm" else dstate)[-1] += dstate_top
-        dhs_enc = np.zeros(cache["hs_shape"], self.dtype)
-        _, _, grads_enc = self.enc.backward_sequence(cache["ecache"], dhs_enc, dstate)
+        _, grads_enc = self.enc.backward_final(cache["ecache"], dstate)
         out = [grads_enc]
         if self.dec is not None:
             out.append(grads_dec)
@@ -271,7 +270,7 @@ class SeqNet:
         c = self.cfg
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        hs, state, _ = self.enc.forward_sequence(x, keep_cache=False)
+        state, _ = self.enc.forward_final(x, keep_cache=False)
         hw = None if hw is None else np.array(hw, dtype=self.dtype)
         outs = []
         for k in range(steps):
@@ -287,7 +286,7 @@ class SeqNet:
             point = out[:, 0, c.median_index]
             if k + 1 < steps:
                 nxt = np.ascontiguousarray(feed(k, point)[:, None, :], dtype=self.dtype)
-                _, state, _ = self.enc.forward_sequence(nxt, state=state, keep_cache=False)
+                state, _ = self.enc.forward_final(nxt, state=state, keep_cache=False)
                 if c.highway:  # shift the lags; the level (last, if any) stays
                     A = c.highway
                     hw = np.concatenate([hw[:, 1:A], point[:, None], hw[:, A:]], axis=1)

@@ -33,7 +33,7 @@ import numpy as np
 
 from forecast.errors import ConfigError, DataError, NumericalError
 from forecast.kernels import cells, losses, optim
-from forecast.nn.runtime import (Adam, BufferPool, n_chunks, pin_kernel_blas, stack_layers,
+from forecast.nn.runtime import (Adam, BufferPool, n_chunks, n_infer_chunks, pin_kernel_blas, stack_layers,
                                  threads_for)
 
 __all__ = ["RecurrentNet", "Adam", "CELLS", "ACTIVATIONS", "LOSSES", "DTYPES"]
@@ -261,13 +261,32 @@ class RecurrentNet:
         dx, d0, grads = self._backward_tm(cache, np.ascontiguousarray(dhs.transpose(1, 0, 2)), dstate)
         return np.ascontiguousarray(dx.transpose(1, 0, 2)), d0, grads
 
+    def forward_final(self, x, lengths=None, state=None, keep_cache=True):
+        """`forward_sequence` for an encoder whose per-step outputs are not used: returns
+        ``(final_state, cache)`` and never lays the ``(T, B, H)`` outputs out batch-major.
+        The cache feeds :meth:`backward_final`."""
+        x, lengths = self._check_x(x, lengths)
+        _, final, cache = self._forward_tm(np.ascontiguousarray(x.transpose(1, 0, 2)), lengths,
+                                           state, keep_cache)
+        return final, cache
+
+    def backward_final(self, cache, dstate):
+        """BPTT when only the final state receives a gradient (``dstate``, as in
+        :meth:`backward_sequence`): the per-step outputs get none and the first layer's
+        input gradient is skipped. Returns ``(dstate0, grads)``; the same bits as
+        `backward_sequence` with zero ``dhs``."""
+        T, B = cache["layers"][0][0].shape[:2]
+        dhs = self._pool.zeros(("dhs0",), (T, B, self.n_hidden), self.dtype)
+        _, d0, grads = self._backward_tm(cache, dhs, dstate, need_dx=False)
+        return d0, grads
+
     def _forward_tm(self, x, lengths, state, keep_cache=True):
         """The stack over time-major ``x (T, B, I)``; returns time-major ``hs``.
         ``keep_cache=False`` (prediction) lets the LSTM skip its training cache
         (`cells.lstm_infer`: the same bits, far less memory traffic)."""
         B = x.shape[1]
         state = self._initial_state(state, B)
-        nch = n_chunks(B)
+        nch = n_chunks(B) if keep_cache else n_infer_chunks(B)
         act = ACTIVATIONS[self.activation]
         pin_kernel_blas()
         with threads_for(nch):
