@@ -38,9 +38,10 @@ from forecast.nn import DTYPES, RecurrentNet
 __all__ = ["KERNELS", "Job", "pending", "compile_job", "precompile"]
 
 #: The kernels each cell needs for training and prediction, by part: names in `cells`
-#: (the LSTM predicts with its cache-free `lstm_infer`; the other cells' forward serves both).
+#: (the LSTM and GRU predict with their cache-free `lstm_infer` / `gru_infer`; the RNN's
+#: forward, which keeps no cache, serves both).
 KERNELS = {"rnn": {"forward": "rnn_forward", "backward": "rnn_backward"},
-           "gru": {"forward": "gru_forward", "backward": "gru_backward"},
+           "gru": {"forward": "gru_forward", "backward": "gru_backward", "infer": "gru_infer"},
            "lstm": {"forward": "lstm_forward", "backward": "lstm_backward",
                     "infer": "lstm_infer"}}
 ENABLED = os.environ.get("FORECAST_PRECOMPILE", "1").strip().lower() not in {"0", "false", "no", "off"}
@@ -49,7 +50,7 @@ ENABLED = os.environ.get("FORECAST_PRECOMPILE", "1").strip().lower() not in {"0"
 @dataclass(frozen=True)
 class Job:
     """One kernel to compile: ``cell`` (rnn/gru/lstm), ``dtype`` and ``part``
-    (``forward``, ``backward`` or, for the LSTM, ``infer``)."""
+    (``forward``, ``backward`` or, for the LSTM and GRU, ``infer``)."""
 
     cell: str
     dtype: str

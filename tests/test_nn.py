@@ -910,24 +910,27 @@ def test_prediction_chunks_agree_with_the_training_forward(cell, dtype):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_lstm_prediction_without_cache_gives_the_same_bits(dtype, n_layers):
-    """`cells.lstm_infer` (prediction: no training cache) against `lstm_forward`: the same
-    states, bit for bit, with padding, over several chunks, from a given state too."""
-    net = make_net("lstm", "tanh", n_layers, n_hidden=5, dtype=dtype, seed=3)
+def test_prediction_without_cache_gives_the_same_bits(cell, dtype, n_layers):
+    """`cells.lstm_infer` / `cells.gru_infer` (prediction: no training cache) against
+    `lstm_forward` / `gru_forward`: the same states, bit for bit, with padding, over
+    several chunks and input-projection blocks, from a given state too."""
+    net = make_net(cell, "tanh", n_layers, n_hidden=5, dtype=dtype, seed=3)
     rng = np.random.default_rng(4)
     for B in (3, 40, 70):  # 1, 2 and 2 chunks of unequal size
-        x, lengths = ragged(rng, B, 9, 3, dtype=dtype)
+        x, lengths = ragged(rng, B, 20, 3, dtype=dtype)  # 20 steps: two blocks of 16
         h0 = rng.standard_normal((n_layers, B, 5)).astype(dtype)
         c0 = rng.standard_normal((n_layers, B, 5)).astype(dtype)
-        for state in (None, (h0, c0)):
+        for state in (None, (h0, c0) if cell == "lstm" else h0):
             hs, final, cache = net.forward_sequence(x, lengths, state=state)
-            hs2, final2, _ = net.forward_sequence(x, lengths, state=state, keep_cache=False)
+            hs2, final2, cache2 = net.forward_sequence(x, lengths, state=state, keep_cache=False)
             np.testing.assert_array_equal(hs, hs2)
             for a, b in zip(state_arrays(final), state_arrays(final2)):
                 np.testing.assert_array_equal(a, b)
             assert cache["layers"][0] is not None  # training still gets its cache
+            assert cache2["layers"][0] is None  # prediction kept none
         np.testing.assert_array_equal(net.forward(x, lengths),
                                       net._head(net._last_state(net.forward_sequence(
                                           x, lengths)[1])))

@@ -282,8 +282,9 @@ class RecurrentNet:
 
     def _forward_tm(self, x, lengths, state, keep_cache=True):
         """The stack over time-major ``x (T, B, I)``; returns time-major ``hs``.
-        ``keep_cache=False`` (prediction) lets the LSTM skip its training cache
-        (`cells.lstm_infer`: the same bits, far less memory traffic)."""
+        ``keep_cache=False`` (prediction) lets the LSTM and GRU skip their training
+        caches (`cells.lstm_infer`, `cells.gru_infer`: the same bits, far less memory
+        traffic)."""
         B = x.shape[1]
         state = self._initial_state(state, B)
         nch = n_chunks(B) if keep_cache else n_infer_chunks(B)
@@ -315,6 +316,9 @@ class RecurrentNet:
                 hs, hk, ck, gates, cs = cells.lstm_forward(inp, lengths, h0, c0, *w, nch, hs, gates, cs)
                 layers.append((inp, h0, c0, hs, gates, cs))
                 c_n.append(ck)
+            elif self.cell == "gru" and not keep_cache:
+                hs, hk = cells.gru_infer(inp, lengths, state[k], *w, nch, hs)
+                layers.append(None)
             elif self.cell == "gru":
                 h0 = state[k]
                 gcache = pool.get(("gates", k), (T, B, 4, H), dt)
