@@ -212,8 +212,9 @@ def test_float32_and_float64_nets_agree(cell, act):
     assert max_rel_err(flat_grads(n32, g32), flat_grads(n64, g64)) < 1e-5
 
 
-def test_n_chunks_depends_on_batch_size_only(monkeypatch):
-    """About CHUNK_ROWS samples per chunk, at least 1 and at most MAX_CHUNKS chunks."""
+def test_n_chunks_depends_on_batch_size_and_width_only(monkeypatch):
+    """About CHUNK_ROWS samples per chunk (WIDE_CHUNK_ROWS from WIDE_HIDDEN units up),
+    at least 1 and at most MAX_CHUNKS chunks."""
     monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", 16)
     monkeypatch.setattr(fnn.runtime, "MAX_CHUNKS", 16)
     got = [fnn.n_chunks(b) for b in (1, 15, 16, 31, 32, 100, 255, 256, 10_000)]
@@ -226,6 +227,10 @@ def test_n_chunks_depends_on_batch_size_only(monkeypatch):
     # 32 to 63 rows: two chunks of at least MIN_CHUNK_ROWS (16), so both cores work
     assert [fnn.n_chunks(b) for b in (16, 31, 32, 48, 63, 64, 96, 127)] == \
         [1, 1, 2, 2, 2, 2, 3, 3]
+    # wide layers: chunks of 128 rows, still two for a batch of 32 to 255
+    assert [fnn.n_chunks(b, 128) for b in (16, 32, 100, 255, 256, 512, 10_000)] == \
+        [1, 2, 2, 2, 2, 4, 16]
+    assert fnn.n_chunks(256, 127) == fnn.n_chunks(256) == 8
     for b in (1, 7, 100):  # nothing else (threads, dtype) enters
         assert all(isinstance(fnn.n_chunks(b), int) for _ in range(2))
 
@@ -259,6 +264,8 @@ def test_chunk_count_changes_results_only_to_rounding(cell, act, dtype, monkeypa
     runs = []
     for rows, n_chunks in ((1000, 1), (16, 3), (5, 9), (3, 16)):
         monkeypatch.setattr(fnn.runtime, "CHUNK_ROWS", rows)
+        # 1000 rows: one chunk (a batch under two minimum chunks is not split in two)
+        monkeypatch.setattr(fnn.runtime, "MIN_CHUNK_ROWS", 100 if rows == 1000 else 16)
         got_chunks, arrays, loss = run()
         assert got_chunks == n_chunks
         _, again, loss_again = run()  # a fixed split is exactly reproducible
