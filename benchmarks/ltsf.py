@@ -65,7 +65,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "segrnn": {"lookback": 720, "segment": 48, "n_hidden": 256, "dropout": 0.1,
                "normalize": "last", "loss": "mse", "max_epochs": 10, "batch_size": 256,
                "lr": 1e-3, "lr_schedule": "exponential", "lr_decay": 0.8, "lr_hold": 2,
-               "average": 0.99, "patience": 1},
+               "average": 0.99, "patience": 1, "n_members": 3},
 }
 
 RECURRENT = ("lstm", "gru", "rnn", "segrnn")
@@ -192,6 +192,13 @@ def main(argv: list[str] | None = None) -> int:
         hist = getattr(fitted, "history_loss_", None)
         if hist and fitted.best_epoch_ and hist[fitted.best_epoch_ - 1][1] is not None:
             out["val_loss"] = float(hist[fitted.best_epoch_ - 1][1])  # what tuning may read
+    members = getattr(fitted, "members_", None)
+    if members:  # a seed ensemble: its own validation loss, and each member's
+        out.pop("best_epoch", None)
+        if fitted.ensemble_val_loss_ is not None:
+            out["val_loss"] = float(fitted.ensemble_val_loss_)
+        out["members"] = [{k: m[k] for k in ("seed", "epochs", "best_epoch", "val_loss")
+                           if k in m} for m in members]
     if fitted is not None and getattr(fitted, "train_seconds_", None) is not None:
         out.update(train_seconds=fitted.train_seconds_,
                    seconds_per_epoch=round(fitted.train_seconds_ / max(1, fitted.n_epochs_), 2))

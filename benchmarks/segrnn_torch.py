@@ -57,7 +57,7 @@ def run_ours(args) -> dict:
     X, Y, ch, C = _data(args.horizon, s["lookback"])
     times = []
     model = SegRNNForecaster(**{**s, "horizon": args.horizon, "max_epochs": args.epochs,
-                                "levels": (), "random_state": 0,
+                                "levels": (), "random_state": 0, "n_members": 1,
                                 "callback": lambda info: times.append(info.seconds)})
     model.fit_windows(X, Y, channels=ch)
     per = np.diff([0.0] + times)

@@ -301,6 +301,40 @@ def test_normalisations_and_mae_loss(normalize):
     assert model.predict_windows(X[:3]).shape == (3, 5)
 
 
+def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
+    """n_members=3: member 0 is the single model of the same seed (bit for bit), the
+    forecast is the members' mean, its validation loss is at most the members' mean, the
+    callback counts epochs over all members, and a model file keeps every member."""
+    X, Y, ch = windows()
+    n = len(X) * 3 // 4
+    fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
+    seen = []
+    ens = tiny(n_members=3, max_epochs=4, callback=seen.append).fit_windows(X[:n], Y[:n], **fit)
+    assert ens.seg_params_.shape[0] == 3
+    single = tiny(max_epochs=4).fit_windows(X[:n], Y[:n], **fit)
+    assert np.array_equal(ens.seg_params_[0], single.seg_params_)
+    assert not np.array_equal(ens.seg_params_[1], ens.seg_params_[0])
+    members = []
+    for m, params in enumerate(ens.seg_params_):
+        one = tiny(max_epochs=4).fit_windows(X[:4], Y[:4], channels=ch[:4])  # any fitted shell
+        one.seg_config_, one.seg_params_, one._nets = ens.seg_config_, params.copy(), None
+        members.append(one.predict_windows(X[n:], channels=ch[n:]))
+    pred = ens.predict_windows(X[n:], channels=ch[n:])
+    np.testing.assert_allclose(pred, np.mean(members, axis=0), rtol=1e-12, atol=1e-12)
+    assert [m["seed"] for m in ens.members_] == [0, [0, 1], [0, 2]]
+    assert ens.ensemble_val_loss_ <= np.mean([m["val_loss"] for m in ens.members_]) + 1e-12
+    assert ens.n_epochs_ == sum(m["epochs"] for m in ens.members_) == len(seen)
+    assert all(i.max_epochs == 12 for i in seen) and seen[-1].stopped in (True, False)
+    assert [i.epoch for i in seen] == sorted(i.epoch for i in seen)
+    meta, arrays = ens.to_state()
+    back = model_from_state(json.loads(json.dumps(meta)), arrays)
+    assert np.array_equal(back.predict_windows(X[n:], channels=ch[n:]), pred)
+    again = tiny(n_members=3, max_epochs=4).fit_windows(X[:n], Y[:n], **fit)
+    assert np.array_equal(again.seg_params_, ens.seg_params_)  # same seed, same bits
+    with pytest.raises(ConfigError, match="n_members must be an integer >= 1"):
+        tiny(n_members=0).fit_windows(X[:20], Y[:20])
+
+
 def test_bad_parameters_are_config_errors():
     X, Y, _ = windows(n=20)
     for kw, msg in ((dict(segment=30), "segment=30 is longer than the lookback"),
@@ -369,7 +403,11 @@ def test_benchmark_script_runs_segrnn_multivariate():
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert out["epochs"] == 1 and out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
+    assert out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
+    # the script's default is a seed ensemble of three members, one epoch each
+    assert out["settings"]["n_members"] == 3 and out["epochs"] == 3
+    assert [m["epochs"] for m in out["members"]] == [1, 1, 1]
+    assert out["members"][0]["seed"] == 0 and np.isfinite(out["val_loss"])
     assert out["windows"] == 2857
 
 

@@ -25,6 +25,13 @@ Training: shuffled mini-batches, Adam with optional clipping, a learning-rate sc
 each epoch), seeded dropout (the same ``random_state`` gives bit-identical weights and
 forecasts), MSE or MAE loss, early stopping on the validation windows with the best
 weights restored, conformal intervals as every model.
+
+Seed ensemble: ``n_members=k`` trains ``k`` networks that differ only in their seeds
+(initial weights, batch order, dropout), each with its own early stopping, and forecasts
+their mean. The first member is the single model of the same ``random_state`` (bit for
+bit); member ``m`` draws from ``numpy.random.default_rng([random_state, m])``. Averaging
+cannot raise the validation loss above the members' mean (the loss is convex), and it
+removes most of the seed-to-seed spread, at ``k`` times the training time.
 """
 
 from __future__ import annotations
@@ -73,13 +80,17 @@ class SegRNNForecaster(Forecaster):
     ``lr_hold``, ``weight_decay``, ``clip_norm``, ``average`` (0: off; else the decay per
     step of an exponential moving average of the weights, which is then what validation,
     early stopping and the fitted model use), ``patience``, ``validation_fraction``,
-    ``dtype``, ``random_state``, ``callback``.
+    ``dtype``, ``random_state``, ``callback``, ``n_members`` (seed ensemble, see the
+    module docstring; the callback then counts epochs over all members).
     """
 
     _standardize = True
     _transient_params = ("callback",)
     _fitted_meta = Forecaster._fitted_meta + ("seg_config_", "n_epochs_", "best_epoch_",
-                                              "history_loss_")
+                                              "history_loss_", "members_",
+                                              "ensemble_val_loss_")
+    # absent from model files written before seed ensembles
+    _optional_fitted = Forecaster._optional_fitted + ("members_", "ensemble_val_loss_")
     _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_",)
 
     def __init__(self, cell: str = "gru", segment: int = 24, n_hidden: int = 128,
@@ -90,7 +101,7 @@ class SegRNNForecaster(Forecaster):
                  weight_decay: float = 0.0, clip_norm: float | None = None,
                  average: float = 0.0, patience: int = 3,
                  validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
-                 random_state: int = 0, callback=None):
+                 random_state: int = 0, callback=None, n_members: int = 1):
         self.cell = cell
         self.segment = segment
         self.n_hidden = n_hidden
@@ -115,6 +126,7 @@ class SegRNNForecaster(Forecaster):
         self.levels = levels
         self.random_state = random_state
         self.callback = callback
+        self.n_members = n_members
 
     # ---- Forecaster hooks ----------------------------------------------------------------
     def _lookback_for(self, lengths):
@@ -242,22 +254,54 @@ class SegRNNForecaster(Forecaster):
         chans["calib"] = chv if val is not None and len(val) else ch
         H = train.y.shape[1]
         cfg = self._seg_config(H, n_channels)
+        k = _int("n_members", self.n_members)
         self.seg_config_ = dict(cfg.__dict__)
         seed = int(self.random_state if self.random_state is not None else 0)
-        rng = np.random.default_rng(seed)
-        net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
-        self._net = net
-        drop_rng = np.random.default_rng(rng.integers(0, 2**31 - 1))
         Xn, off, sc = self._norm(train.x)
         Yn = (train.y - off) / sc
+        valset = None
         if val is not None:
             Xv, offv, scv = self._norm(val.x)
-            Yv = (val.y - offv) / scv
+            valset = (Xv, (val.y - offv) / scv, chv, scv)
+        t0 = time.perf_counter()
+        params, members = [], []
+        for m in range(k):
+            rng = np.random.default_rng(seed if m == 0 else [seed, m])
+            net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
+            self._nets = [net]
+            history, best_epoch = self._train_member(net, rng, cfg, Xn, Yn, sc, ch, valset,
+                                                     m, k, t0)
+            params.append(net.params.copy())
+            members.append({"seed": seed if m == 0 else [seed, m], "epochs": len(history),
+                            "best_epoch": best_epoch, "history_loss": history})
+        self.seg_params_ = params[0] if k == 1 else np.stack(params)
+        self._nets = None
+        first = members[0]
+        self.n_epochs_, self.best_epoch_ = first["epochs"], first["best_epoch"]
+        self.history_loss_ = first["history_loss"]
+        self.ensemble_val_loss_ = None
+        if k > 1:
+            self.n_epochs_ = sum(mb["epochs"] for mb in members)
+            if valset is not None:  # each member's best and the ensemble's validation loss
+                for mb in members:
+                    mb["val_loss"] = mb["history_loss"][mb["best_epoch"] - 1][1]
+                self._nets = [SegNet(cfg, 0) for _ in params]
+                for net, p in zip(self._nets, params):
+                    net.params[...] = p
+                self.ensemble_val_loss_ = self._evaluate(*valset)
+                self._nets = None
+        self.members_ = members if k > 1 else None
+        # seconds of the epochs, validation included (not stored in model files: it varies)
+        self.train_seconds_ = round(time.perf_counter() - t0, 3)
+
+    def _train_member(self, net, rng, cfg, Xn, Yn, sc, ch, valset, member, n_members, t0):
+        """Train one network in place (its best weights restored); returns the member's
+        history ``[[train_loss, val_loss], ...]`` and its best epoch."""
+        drop_rng = np.random.default_rng(rng.integers(0, 2**31 - 1))
         Xn = Xn.astype(net.dtype)
         best, best_epoch, bad = np.inf, 0, 0
         best_params = net.params.copy()
         history = []
-        t0 = time.perf_counter()
         n = len(Xn)
         bs = int(self.batch_size)
         max_epochs, patience = int(self.max_epochs), int(self.patience)
@@ -287,7 +331,7 @@ class SegRNNForecaster(Forecaster):
             if ema is not None:  # evaluate (and keep) the averaged weights
                 current = net.params.copy()
                 net.params[...] = ema
-            val_loss = None if val is None else self._evaluate(Xv, Yv, chv, scv)
+            val_loss = None if valset is None else self._evaluate(*valset)
             score = val_loss if val_loss is not None else train_loss
             if not np.isfinite(score):
                 raise NumericalError(f"the loss is {score} at epoch {epoch + 1}: training "
@@ -299,46 +343,62 @@ class SegRNNForecaster(Forecaster):
                 bad += 1
             if ema is not None:
                 net.params[...] = current
-            stop = val is not None and bad > patience
+            stop = valset is not None and bad > patience
             history.append([train_loss, val_loss])
-            if self.callback is not None:
-                self.callback(EpochInfo(epoch + 1, max_epochs, float(train_loss),
+            if self.callback is not None:  # epochs counted over all members
+                self.callback(EpochInfo(member * max_epochs + epoch + 1,
+                                        n_members * max_epochs, float(train_loss),
                                         None if val_loss is None else float(val_loss),
-                                        time.perf_counter() - t0, lr, best_epoch, stop))
+                                        time.perf_counter() - t0, lr,
+                                        member * max_epochs + best_epoch,
+                                        stop and member + 1 == n_members))
             if stop:
                 break
         net.params[...] = best_params
-        self.seg_params_ = net.params.copy()
-        self.n_epochs_, self.best_epoch_ = len(history), best_epoch
-        self.history_loss_ = history
-        # seconds of the epochs, validation included (not stored in model files: it varies)
-        self.train_seconds_ = round(time.perf_counter() - t0, 3)
+        return history, best_epoch
 
     def _evaluate(self, Xn, Yn, ch, sc) -> float:
+        """Validation loss of the mean forecast of ``self._nets``."""
         total = 0.0
         for i in range(0, len(Xn), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
-            yhat, _ = self._net.forward(Xn[s], ch[s])
+            yhat = self._mean_forecast(self._nets, Xn[s], ch[s])
             total += self._loss(yhat, Yn[s], sc[s], False)[0] * len(Yn[s])
         return total / len(Xn)
+
+    @staticmethod
+    def _mean_forecast(nets, Xn, ch) -> np.ndarray:
+        """The members' mean normalised forecast, float64 (one member: its own)."""
+        out = nets[0].forward(Xn, ch)[0].astype(np.float64)
+        for net in nets[1:]:
+            out += net.forward(Xn, ch)[0]
+        return out / len(nets) if len(nets) > 1 else out
 
     # ---- state / prediction --------------------------------------------------------------
     def _restore(self) -> None:
         cfg = SegConfig(**self.seg_config_)
-        self._net = SegNet(cfg, 0)
-        if self.seg_params_.shape != self._net.params.shape:
-            raise ValueError(f"seg_params_ has shape {self.seg_params_.shape}, expected "
-                             f"{self._net.params.shape}")
-        self._net.params[...] = self.seg_params_
+        params = np.asarray(self.seg_params_)
+        stack = params if params.ndim == 2 else params[np.newaxis]
+        nets = []
+        for p in stack:
+            net = SegNet(cfg, 0)
+            if p.shape != net.params.shape or len(stack) == 0:
+                raise ValueError(f"seg_params_ has shape {params.shape}, expected "
+                                 f"{net.params.shape} or (members, {net.params.size})")
+            net.params[...] = p
+            nets.append(net)
+        if not nets:
+            raise ValueError("seg_params_ holds no member")
+        self._nets = nets
 
-    def _get_net(self) -> SegNet:
+    def _get_nets(self) -> list:
         check_is_fitted(self)
-        if getattr(self, "_net", None) is None:
+        if getattr(self, "_nets", None) is None:
             self._restore()
-        return self._net
+        return self._nets
 
     def _predict_arrays(self, X, F):
-        net = self._get_net()
+        nets = self._get_nets()
         if getattr(self, "_channels", None):  # conformal calibration inside fit_windows
             ch = self._calib_channels(self._channels.get("calib"), len(X))
         else:
@@ -348,7 +408,7 @@ class SegRNNForecaster(Forecaster):
         out = []
         for i in range(0, len(Xn), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
-            out.append(net.forward(Xn[s], ch[s])[0].astype(np.float64))
+            out.append(self._mean_forecast(nets, Xn[s], ch[s]))
         return np.concatenate(out) * sc + off
 
     def _calib_channels(self, raw, n) -> np.ndarray:
