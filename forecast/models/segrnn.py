@@ -264,18 +264,20 @@ class SegRNNForecaster(Forecaster):
             Xv, offv, scv = self._norm(val.x)
             valset = (Xv, (val.y - offv) / scv, chv, scv)
         t0 = time.perf_counter()
-        params, members = [], []
+        nets, members = [], []
         for m in range(k):
-            rng = np.random.default_rng(seed if m == 0 else [seed, m])
+            member_seed = seed if m == 0 else [seed, m]
+            rng = np.random.default_rng(member_seed)
             net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
             self._nets = [net]
             history, best_epoch = self._train_member(net, rng, cfg, Xn, Yn, sc, ch, valset,
                                                      m, k, t0)
-            params.append(net.params.copy())
-            members.append({"seed": seed if m == 0 else [seed, m], "epochs": len(history),
+            nets.append(net)
+            members.append({"seed": member_seed, "epochs": len(history),
                             "best_epoch": best_epoch, "history_loss": history})
-        self.seg_params_ = params[0] if k == 1 else np.stack(params)
-        self._nets = None
+        self._nets = nets  # the trained members (best weights) predict from here on
+        self.seg_params_ = (nets[0].params.copy() if k == 1
+                            else np.stack([net.params for net in nets]))
         first = members[0]
         self.n_epochs_, self.best_epoch_ = first["epochs"], first["best_epoch"]
         self.history_loss_ = first["history_loss"]
@@ -285,11 +287,7 @@ class SegRNNForecaster(Forecaster):
             if valset is not None:  # each member's best and the ensemble's validation loss
                 for mb in members:
                     mb["val_loss"] = mb["history_loss"][mb["best_epoch"] - 1][1]
-                self._nets = [SegNet(cfg, 0) for _ in params]
-                for net, p in zip(self._nets, params):
-                    net.params[...] = p
                 self.ensemble_val_loss_ = self._evaluate(*valset)
-                self._nets = None
         self.members_ = members if k > 1 else None
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
@@ -372,23 +370,20 @@ class SegRNNForecaster(Forecaster):
         out = nets[0].forward(Xn, ch)[0].astype(np.float64)
         for net in nets[1:]:
             out += net.forward(Xn, ch)[0]
-        return out / len(nets) if len(nets) > 1 else out
+        return out / len(nets)  # exact for one member
 
     # ---- state / prediction --------------------------------------------------------------
     def _restore(self) -> None:
         cfg = SegConfig(**self.seg_config_)
         params = np.asarray(self.seg_params_)
         stack = params if params.ndim == 2 else params[np.newaxis]
-        nets = []
-        for p in stack:
-            net = SegNet(cfg, 0)
-            if p.shape != net.params.shape or len(stack) == 0:
-                raise ValueError(f"seg_params_ has shape {params.shape}, expected "
-                                 f"{net.params.shape} or (members, {net.params.size})")
+        nets = [SegNet(cfg, 0) for _ in stack]
+        if not nets or stack.shape[1:] != nets[0].params.shape:
+            size = SegNet(cfg, 0).params.size
+            raise ValueError(f"seg_params_ has shape {params.shape}, expected ({size},) or "
+                             f"(members, {size})")
+        for net, p in zip(nets, stack):
             net.params[...] = p
-            nets.append(net)
-        if not nets:
-            raise ValueError("seg_params_ holds no member")
         self._nets = nets
 
     def _get_nets(self) -> list:
