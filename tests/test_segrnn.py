@@ -18,11 +18,10 @@ import pytest
 from forecast import io
 from forecast.errors import ConfigError, DataError
 from forecast.models import SegRNNForecaster, make_model, model_from_state
+from forecast.models import _segnet
 from forecast.models._segnet import (
     SegConfig,
     SegNet,
-    decoder_inputs,
-    decoder_inputs_backward,
     dropout_mask,
     embed_backward,
     embed_forward,
@@ -89,25 +88,60 @@ def test_dropout_mask_is_seeded_and_scaled():
     assert dropout_mask(np.random.default_rng(5), (3, 3), 0.0, np.float32) is None
 
 
-@pytest.mark.parametrize("with_channels", [True, False])
-def test_decoder_input_gradient(with_channels):
-    rng = np.random.default_rng(3)
-    pos = rng.standard_normal((3, 2))
-    chan = rng.standard_normal((4, 3)) if with_channels else None
-    channels = np.array([0, 3, 3, 1, 0])
-    D = decoder_inputs(pos, chan, channels)
-    assert D.shape == (15, 5 if with_channels else 2)
-    assert np.array_equal(D[1 * 3 + 2, :2], pos[2])
-    if with_channels:
-        assert np.array_equal(D[1 * 3 + 2, 2:], chan[3])
-    up = rng.standard_normal(D.shape)
-    loss = lambda: float(np.sum(decoder_inputs(pos, chan, channels) * up))  # noqa: E731
-    dpos, dchan = decoder_inputs_backward(up, 3, 2, channels, 4 if with_channels else 0)
-    close(dpos, fd_grad(loss, pos))
-    if with_channels:
-        close(dchan, fd_grad(loss, chan))
-    else:
-        assert dchan is None
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+@pytest.mark.parametrize("channel_id", [True, False])
+def test_shared_decoder_step_is_the_cell_over_every_row(cell, channel_id):
+    """The decoder's shared-state step against the plain one it replaces: the cell
+    (`RecurrentNet`, one step) over ``N * m`` rows, row ``i * m + j`` with input
+    ``[pos_j, chan_c]`` and window ``i``'s state. Same outputs, same parameter gradients,
+    same gradient of the encoder state (float64, to rounding)."""
+    from forecast.nn import RecurrentNet
+
+    net = small_net(cell, channel_id, dropout=0.0)
+    cfg, v = net.cfg, net.views()
+    N, m, d = 5, cfg.n_out, cfg.n_hidden
+    rng = np.random.default_rng(7)
+    ch = np.array([0, 1, 1, 0, 1])
+    h = rng.standard_normal((1, N, d))
+    final = (h, rng.standard_normal((1, N, d))) if cell == "lstm" else h
+    out, dcache = net._decode(v, final, ch, N, keep_cache=True)
+    # the plain decoder: inputs and states repeated per segment
+    pos = v["pos_emb"]
+    rows = [np.concatenate([pos[j], v["channel_emb"][ch[i]]]) if channel_id else pos[j]
+            for i in range(N) for j in range(m)]
+    D = np.array(rows)[:, None, :]
+    plain = RecurrentNet(cell, d, d, 1, 1, dtype="float64", seed=0)
+    plain.params[:net.n_rnn] = net.params[:net.n_rnn]
+    state = tuple(np.repeat(s, m, axis=1) for s in final) if cell == "lstm" else np.repeat(h, m, axis=1)
+    _, fin, pcache = plain.forward_sequence(D, state=state)
+    hy = (fin[0] if cell == "lstm" else fin)[0]
+    close(out.reshape(N * m, d), hy, 1e-12)
+    up = rng.standard_normal((N, m, d))
+    grads = np.zeros_like(net.params)
+    g = net.views(grads)
+    dN = net._decode_backward(v, g, dcache, up)
+    dstate = (up.reshape(1, N * m, d), np.zeros((1, N * m, d))) if cell == "lstm" else up.reshape(1, N * m, d)
+    dD, d0, gp = plain.backward_sequence(pcache, np.zeros((N * m, 1, d)), dstate)
+    close(grads[:net.n_rnn], gp[:net.n_rnn], 1e-12)
+    dD = dD[:, 0, :].reshape(N, m, -1)
+    close(g["pos_emb"], dD[:, :, :cfg.d_pos].sum(axis=0), 1e-12)
+    if channel_id:
+        per = dD[:, :, cfg.d_pos:].sum(axis=1)
+        close(g["channel_emb"], np.array([per[ch == c].sum(axis=0) for c in range(2)]), 1e-12)
+    for got, want in zip(dN if cell == "lstm" else (dN,), d0 if cell == "lstm" else (d0,)):
+        close(got, want.reshape(1, N, m, d).sum(axis=2), 1e-12)
+
+
+def test_prediction_in_row_blocks_gives_the_training_bits(monkeypatch):
+    """A prediction-only pass decodes in blocks of rows with one cache buffer; rows never
+    interact, so the forecasts are the training pass's bits."""
+    net = small_net("gru", True, dropout=0.0)
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((7, 10))
+    ch = np.array([0, 1, 1, 0, 1, 0, 0])
+    want = net.forward(X, ch, keep_cache=True)[0]
+    monkeypatch.setattr(_segnet, "_PREDICT_ROWS", 3)
+    assert np.array_equal(net.forward(X, ch)[0], want)
 
 
 # ---- the whole network -------------------------------------------------------------------

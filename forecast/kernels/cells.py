@@ -971,3 +971,171 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx,
             _put_rows(dh0, b0, dh)
     return (dx, dh0, _sum_partials(p_ih), _sum_partials(p_hh),
             _sum_partials(p_bi), _sum_partials(p_bh))
+
+
+# ------------------------------------------------ one step from a shared state (SegRNN)
+# SegRNN's parallel decoder runs one step of the cell for every output segment ``j`` of
+# every window ``i``, all from the window's encoder state. Its inputs are a position
+# embedding joined with a channel embedding, so the input products take only ``m``
+# position rows ``P`` and ``C`` channel rows ``Q`` (computed once by the caller, ``b_ih``
+# in ``P``), and the recurrent product ``gh = h @ w_hh.T + b_hh`` is one per window, not
+# one per (window, segment). These kernels do the gates from those parts:
+# ``gates(i, j) = P[j] + Q[channels[i]] + gh[i]`` (GRU: ``r * gh`` in the ``n`` block),
+# outputs ``(N, m, H)``. Backward returns the input-side gate gradients per (i, j) (the
+# caller sums them per position and channel) and the recurrent side summed over ``j``,
+# so every weight and state gradient needs products over ``N`` rows only. Rows never
+# interact, so the chunking changes no bits.
+
+@kernel(parallel=True)
+def gru_shared_step(P, Q, channels, gh, h, n_chunks, out, cache):
+    """GRU step: ``out (N, m, H)``, ``cache (N, m, 3, H)`` = ``r, z, n``."""
+    N, m, H = out.shape
+    one = P.dtype.type(1.0)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            c = channels[i]
+            for j in range(m):
+                for u in range(H):
+                    cache[i, j, 0, u] = one / (one + vexp(-(P[j, u] + Q[c, u] + gh[i, u])))
+                for u in range(H):
+                    cache[i, j, 1, u] = one / (one + vexp(-(P[j, H + u] + Q[c, H + u]
+                                                            + gh[i, H + u])))
+                for u in range(H):
+                    cache[i, j, 2, u] = vtanh(P[j, 2 * H + u] + Q[c, 2 * H + u]
+                                              + cache[i, j, 0, u] * gh[i, 2 * H + u])
+                for u in range(H):
+                    n = cache[i, j, 2, u]
+                    out[i, j, u] = n + cache[i, j, 1, u] * (h[i, u] - n)
+    return out, cache
+
+
+@kernel(parallel=True)
+def gru_shared_step_backward(dout, cache, gh, h, n_chunks, dgi, dgh, dh):
+    """Backward of `gru_shared_step`: ``dgi (N, m, 3H)`` the input-side gate gradients,
+    ``dgh (N, 3H)`` the recurrent side summed over the segments, ``dh (N, H)`` the direct
+    path ``z * dout`` summed over the segments (the caller adds ``dgh @ w_hh``)."""
+    N, m, H = dout.shape
+    one = dout.dtype.type(1.0)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            for u in range(3 * H):
+                dgh[i, u] = 0
+            for u in range(H):
+                dh[i, u] = 0
+            for j in range(m):
+                for u in range(H):
+                    d = dout[i, j, u]
+                    r = cache[i, j, 0, u]
+                    z = cache[i, j, 1, u]
+                    n = cache[i, j, 2, u]
+                    gn = d * (one - z) * (one - n * n)
+                    gz = d * (h[i, u] - n) * z * (one - z)
+                    gr = gn * gh[i, 2 * H + u] * r * (one - r)
+                    dgi[i, j, u] = gr
+                    dgi[i, j, H + u] = gz
+                    dgi[i, j, 2 * H + u] = gn
+                    dgh[i, u] += gr
+                    dgh[i, H + u] += gz
+                    dgh[i, 2 * H + u] += gn * r
+                    dh[i, u] += d * z
+    return dgi, dgh, dh
+
+
+@kernel(parallel=True)
+def lstm_shared_step(P, Q, channels, gh, c0, n_chunks, out, cache):
+    """LSTM step from states ``(h, c0)`` (``gh`` holds ``h``'s product): ``out (N, m, H)``
+    the new hidden states, ``cache (N, m, 5, H)`` = ``i, f, g, o, tanh(c')``."""
+    N, m, H = out.shape
+    one = P.dtype.type(1.0)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            c = channels[i]
+            for j in range(m):
+                for q in (0, 1, 3):
+                    for u in range(H):
+                        cache[i, j, q, u] = one / (one + vexp(-(P[j, q * H + u] + Q[c, q * H + u]
+                                                                + gh[i, q * H + u])))
+                for u in range(H):
+                    cache[i, j, 2, u] = vtanh(P[j, 2 * H + u] + Q[c, 2 * H + u] + gh[i, 2 * H + u])
+                for u in range(H):
+                    cache[i, j, 4, u] = vtanh(cache[i, j, 1, u] * c0[i, u]
+                                              + cache[i, j, 0, u] * cache[i, j, 2, u])
+                for u in range(H):
+                    out[i, j, u] = cache[i, j, 3, u] * cache[i, j, 4, u]
+    return out, cache
+
+
+@kernel(parallel=True)
+def lstm_shared_step_backward(dout, cache, c0, n_chunks, dg, dgs, dc):
+    """Backward of `lstm_shared_step`: ``dg (N, m, 4H)`` the gate gradients (input and
+    recurrent side are the same for an LSTM), ``dgs (N, 4H)`` their sum over the
+    segments, ``dc (N, H)`` the gradient of ``c0`` (the caller takes ``dgs @ w_hh`` for
+    ``h``)."""
+    N, m, H = dout.shape
+    one = dout.dtype.type(1.0)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            for u in range(4 * H):
+                dgs[i, u] = 0
+            for u in range(H):
+                dc[i, u] = 0
+            for j in range(m):
+                for u in range(H):
+                    d = dout[i, j, u]
+                    ig = cache[i, j, 0, u]
+                    fg = cache[i, j, 1, u]
+                    gg = cache[i, j, 2, u]
+                    og = cache[i, j, 3, u]
+                    tc = cache[i, j, 4, u]
+                    dcn = d * og * (one - tc * tc)
+                    vi = dcn * gg * ig * (one - ig)
+                    vf = dcn * c0[i, u] * fg * (one - fg)
+                    vg = dcn * ig * (one - gg * gg)
+                    vo = d * tc * og * (one - og)
+                    dg[i, j, u] = vi
+                    dg[i, j, H + u] = vf
+                    dg[i, j, 2 * H + u] = vg
+                    dg[i, j, 3 * H + u] = vo
+                    dgs[i, u] += vi
+                    dgs[i, H + u] += vf
+                    dgs[i, 2 * H + u] += vg
+                    dgs[i, 3 * H + u] += vo
+                    dc[i, u] += dcn * fg
+    return dg, dgs, dc
+
+
+@kernel(parallel=True)
+def rnn_shared_step(P, Q, channels, gh, n_chunks, out):
+    """Elman step with tanh: ``out (N, m, H)`` (its own cache)."""
+    N, m, H = out.shape
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            c = channels[i]
+            for j in range(m):
+                for u in range(H):
+                    out[i, j, u] = vtanh(P[j, u] + Q[c, u] + gh[i, u])
+    return out
+
+
+@kernel(parallel=True)
+def rnn_shared_step_backward(dout, out, n_chunks, dg, dgs):
+    """Backward of `rnn_shared_step`: ``dg (N, m, H)``, ``dgs (N, H)`` summed over segments."""
+    N, m, H = dout.shape
+    one = dout.dtype.type(1.0)
+    for k in prange(n_chunks):
+        b0, b1 = _chunk(N, n_chunks, k)
+        for i in range(b0, b1):
+            for u in range(H):
+                dgs[i, u] = 0
+            for j in range(m):
+                for u in range(H):
+                    a = out[i, j, u]
+                    v = dout[i, j, u] * (one - a * a)
+                    dg[i, j, u] = v
+                    dgs[i, u] += v
+    return dg, dgs
