@@ -193,8 +193,7 @@ class SegNet:
         yhat = out.reshape(N, m * w)[:, :cfg.horizon]
         cache = None
         if keep_cache:
-            cache = dict(xs=xs, pre=pre, cache_e=cache_e, cache_d=cache_d, z=z, mask=mask,
-                         channels=channels, N=N)
+            cache = dict(xs=xs, pre=pre, cache_e=cache_e, cache_d=cache_d, z=z, mask=mask, N=N)
         return yhat, cache
 
     def backward(self, cache, dyhat) -> np.ndarray:
@@ -239,10 +238,8 @@ class SegNet:
         lstm = cfg.cell == "lstm"
         h = np.ascontiguousarray((final[0] if lstm else final)[0])  # (N, d)
         gh = h @ w_hh.T + v["rnn.bias_hh_l0"]
+        c0 = np.ascontiguousarray(final[1][0]) if lstm else None  # the LSTM's cell state
         out = np.empty((N, m, d), self.dtype)
-        h_enc = h
-        if lstm:
-            h = np.ascontiguousarray(final[1][0])  # the cell state c0 (backward needs it)
         # prediction: row blocks share one cache buffer (no (N, m, G, d) array at once)
         step = N if keep_cache else min(N, _PREDICT_ROWS)
         cache = None
@@ -258,10 +255,10 @@ class SegNet:
             if cfg.cell == "gru":
                 cells.gru_shared_step(P, Q, channels[a:b], gh[a:b], h[a:b], nch, out[a:b], cache)
             else:
-                cells.lstm_shared_step(P, Q, channels[a:b], gh[a:b], h[a:b], nch, out[a:b], cache)
+                cells.lstm_shared_step(P, Q, channels[a:b], gh[a:b], c0[a:b], nch, out[a:b], cache)
         if not keep_cache:
             return out, None
-        return out, dict(cache=cache, out=out, gh=gh, h=h, channels=channels, h_enc=h_enc)
+        return out, dict(cache=cache, out=out, gh=gh, h=h, c0=c0, channels=channels)
 
     def _decode_backward(self, v, g, dc, dout):
         """Backward of `_decode` for ``dout (N, m, d)``: adds the decoder's parameter
@@ -281,7 +278,7 @@ class SegNet:
             cells.gru_shared_step_backward(dout, dc["cache"], dc["gh"], dc["h"], nch, dgi, dgh,
                                            dstate)
         elif cfg.cell == "lstm":
-            cells.lstm_shared_step_backward(dout, dc["cache"], dc["h"], nch, dgi, dgh, dstate)
+            cells.lstm_shared_step_backward(dout, dc["cache"], dc["c0"], nch, dgi, dgh, dstate)
         else:
             cells.rnn_shared_step_backward(dout, dc["out"], nch, dgi, dgh)
         per_pos = dgi.sum(axis=0)  # (m, G)
@@ -293,7 +290,7 @@ class SegNet:
             per_chan = onehot.astype(self.dtype) @ dgi.sum(axis=1)  # (C, G), no np.add.at
             g["rnn.weight_ih_l0"][:, dp:] += per_chan.T @ v["channel_emb"]
             g["channel_emb"][...] = per_chan @ w_ih[:, dp:]
-        g["rnn.weight_hh_l0"][...] += dgh.T @ dc["h_enc"]
+        g["rnn.weight_hh_l0"][...] += dgh.T @ dc["h"]
         g["rnn.bias_hh_l0"][...] += dgh.sum(axis=0)
         dh = dgh @ w_hh
         if cfg.cell == "gru":
