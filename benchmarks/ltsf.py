@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             out["val_loss"] = float(fitted.ensemble_val_loss_)
         out["members"] = [{k: m[k] for k in ("seed", "epochs", "best_epoch", "val_loss")
                            if k in m} for m in members]
+    retries = getattr(fitted, "lr_retries_", None)
+    if retries and any(r is not None for r in retries):  # what each rate retry did
+        out["lr_retries"] = retries
     if fitted is not None and getattr(fitted, "train_seconds_", None) is not None:
         out.update(train_seconds=fitted.train_seconds_,
                    seconds_per_epoch=round(fitted.train_seconds_ / max(1, fitted.n_epochs_), 2))

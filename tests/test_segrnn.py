@@ -369,6 +369,53 @@ def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
         tiny(n_members=0).fit_windows(X[:20], Y[:20])
 
 
+def test_rate_retry_reruns_a_member_whose_first_epoch_was_best(tmp_path):
+    """lr_retry: a run whose best validation epoch is its first is trained again from the
+    same start at the lower rate within the rest of max_epochs (the same bits as a fresh
+    fit at that rate and budget); the better validation loss is kept; a run whose loss
+    still fell after epoch 1 is left alone, bit for bit."""
+    X, Y, ch = windows()
+    n = len(X) * 3 // 4
+    fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
+    seen = []
+    hot = dict(lr=1.0, max_epochs=8, patience=1, random_state=1)
+    first = tiny(**hot).fit_windows(X[:n], Y[:n], **fit)
+    assert first.best_epoch_ == 1 and first.n_epochs_ == 3 and first.lr_retries_ == [None]
+    model = tiny(**hot, lr_retry=0.1, callback=seen.append).fit_windows(X[:n], Y[:n], **fit)
+    fresh = tiny(**{**hot, "lr": 0.1, "max_epochs": 5}).fit_windows(X[:n], Y[:n], **fit)
+    (r,) = model.lr_retries_
+    assert r["first_val_loss"] == first.history_loss_[0][1] and r["first_epochs"] == 3
+    assert r["lr"] == pytest.approx(0.1) and r["epochs"] == fresh.n_epochs_
+    assert r["val_loss"] == fresh.history_loss_[fresh.best_epoch_ - 1][1]
+    assert r["kept"] == (r["val_loss"] < r["first_val_loss"]) and r["kept"]
+    assert np.array_equal(model.seg_params_, fresh.seg_params_)
+    assert model.history_loss_ == fresh.history_loss_ and model.n_epochs_ == 3 + r["epochs"]
+    assert [i.epoch for i in seen] == list(range(1, model.n_epochs_ + 1))
+    assert all(i.max_epochs == 8 for i in seen) and not any(i.stopped for i in seen[:3])
+    meta, arrays = model.to_state()
+    back = model_from_state(json.loads(json.dumps(meta)), arrays)
+    assert list(back.lr_retries_) == model.lr_retries_
+    assert np.array_equal(back.predict_windows(X[n:], channels=ch[n:]),
+                          model.predict_windows(X[n:], channels=ch[n:]))
+    # the retry keeps the first run when that validates better
+    worse = tiny(**hot, lr_retry=1e-6).fit_windows(X[:n], Y[:n], **fit)
+    assert worse.lr_retries_[0]["kept"] is False
+    assert np.array_equal(worse.seg_params_, first.seg_params_)
+    assert worse.best_epoch_ == 1 and worse.history_loss_ == first.history_loss_
+    # still learning after epoch 1: no retry, the same bits as without it
+    calm = dict(lr=3e-2, max_epochs=8, patience=1)
+    a = tiny(**calm).fit_windows(X[:n], Y[:n], **fit)
+    b = tiny(**calm, lr_retry=0.3).fit_windows(X[:n], Y[:n], **fit)
+    assert a.best_epoch_ > 1 and b.lr_retries_ == [None]
+    assert np.array_equal(a.seg_params_, b.seg_params_)
+    # no validation windows: nothing to choose on, so no retry
+    c = tiny(**hot, lr_retry=0.1).fit_windows(X[:n], Y[:n], channels=ch[:n])
+    assert c.lr_retries_ == [None]
+    for bad in (1.0, -0.1, True, "0.3"):
+        with pytest.raises(ConfigError, match="lr_retry must be in"):
+            tiny(lr_retry=bad).fit_windows(X[:20], Y[:20])
+
+
 def test_bad_parameters_are_config_errors():
     X, Y, _ = windows(n=20)
     for kw, msg in ((dict(segment=30), "segment=30 is longer than the lookback"),

@@ -32,6 +32,14 @@ their mean. The first member is the single model of the same ``random_state`` (b
 bit); member ``m`` draws from ``numpy.random.default_rng([random_state, m])``. Averaging
 cannot raise the validation loss above the members' mean (the loss is convex), and it
 removes most of the seed-to-seed spread, at ``k`` times the training time.
+
+Rate retry: with ``lr_retry=f`` (``0 < f < 1``), a member whose best validation epoch is
+its first (its loss rose right after one epoch: the rate overshoots on these data) is
+trained again from the same initial weights, batch order and dropout at ``lr * f``,
+within the rest of its ``max_epochs``; the run with the lower best validation loss is
+kept. The choice sees the validation windows only, and a member whose loss still fell
+after its first epoch is left as it was (bit for bit). ``lr_retries_`` records, per
+member, what the retry did (``None`` where none ran).
 """
 
 from __future__ import annotations
@@ -81,16 +89,18 @@ class SegRNNForecaster(Forecaster):
     step of an exponential moving average of the weights, which is then what validation,
     early stopping and the fitted model use), ``patience``, ``validation_fraction``,
     ``dtype``, ``random_state``, ``callback``, ``n_members`` (seed ensemble, see the
-    module docstring; the callback then counts epochs over all members).
+    module docstring; the callback then counts epochs over all members), ``lr_retry``
+    (0: off; else the factor of the rate retry, see the module docstring).
     """
 
     _standardize = True
     _transient_params = ("callback",)
     _fitted_meta = Forecaster._fitted_meta + ("seg_config_", "n_epochs_", "best_epoch_",
                                               "history_loss_", "members_",
-                                              "ensemble_val_loss_")
-    # absent from model files written before seed ensembles
-    _optional_fitted = Forecaster._optional_fitted + ("members_", "ensemble_val_loss_")
+                                              "ensemble_val_loss_", "lr_retries_")
+    # absent from model files written before seed ensembles (lr_retries_: before retries)
+    _optional_fitted = Forecaster._optional_fitted + ("members_", "ensemble_val_loss_",
+                                                      "lr_retries_")
     _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_",)
 
     def __init__(self, cell: str = "gru", segment: int = 24, n_hidden: int = 128,
@@ -101,7 +111,8 @@ class SegRNNForecaster(Forecaster):
                  weight_decay: float = 0.0, clip_norm: float | None = None,
                  average: float = 0.0, patience: int = 3,
                  validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
-                 random_state: int = 0, callback=None, n_members: int = 1):
+                 random_state: int = 0, callback=None, n_members: int = 1,
+                 lr_retry: float = 0.0):
         self.cell = cell
         self.segment = segment
         self.n_hidden = n_hidden
@@ -127,6 +138,7 @@ class SegRNNForecaster(Forecaster):
         self.random_state = random_state
         self.callback = callback
         self.n_members = n_members
+        self.lr_retry = lr_retry
 
     # ---- Forecaster hooks ----------------------------------------------------------------
     def _lookback_for(self, lengths):
@@ -206,12 +218,16 @@ class SegRNNForecaster(Forecaster):
             _int(name, getattr(self, name))
         _int("patience", self.patience, 0)
         _int("lr_hold", self.lr_hold, 0)
+        f = self.lr_retry
+        if not (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < 1):
+            raise ConfigError(f"lr_retry must be in [0, 1) (0 turns the rate retry off), "
+                              f"got {f!r}")
         return SegConfig(self.cell, w, self.lookback_ // w, -(-horizon // w), horizon,
                          _int("n_hidden", self.n_hidden), n_channels, bool(self.channel_id),
                          float(p), str(self.dtype))
 
-    def _lr(self, epoch: int) -> float:
-        lr = float(self.lr)
+    def _lr(self, epoch: int, scale: float = 1.0) -> float:
+        lr = float(self.lr) * scale
         if self.lr_schedule == "exponential":
             return lr * float(self.lr_decay) ** max(0, epoch - int(self.lr_hold))
         if self.lr_schedule == "cosine":
@@ -264,7 +280,8 @@ class SegRNNForecaster(Forecaster):
             Xv, offv, scv = self._norm(val.x)
             valset = (Xv, (val.y - offv) / scv, chv, scv)
         t0 = time.perf_counter()
-        nets, members = [], []
+        nets, members, retries = [], [], []
+        max_epochs, f = int(self.max_epochs), float(self.lr_retry)
         for m in range(k):
             member_seed = seed if m == 0 else [seed, m]
             rng = np.random.default_rng(member_seed)
@@ -272,8 +289,26 @@ class SegRNNForecaster(Forecaster):
             self._nets = [net]
             history, best_epoch = self._train_member(net, rng, cfg, Xn, Yn, sc, ch, valset,
                                                      m, k, t0)
+            retry = None
+            left = max_epochs - len(history)
+            if self._retries(valset, best_epoch, len(history)):
+                # the same initial weights, batch order and dropout: only the rate differs
+                rng2 = np.random.default_rng(member_seed)
+                net2 = SegNet(cfg, int(rng2.integers(0, 2**31 - 1)))
+                self._nets = [net2]
+                h2, b2 = self._train_member(net2, rng2, cfg, Xn, Yn, sc, ch, valset, m, k,
+                                            t0, scale=f, budget=left, offset=len(history))
+                first_val, second_val = history[best_epoch - 1][1], h2[b2 - 1][1]
+                kept = bool(second_val < first_val)
+                retry = {"lr": float(self.lr) * f, "epochs": len(h2), "best_epoch": b2,
+                         "val_loss": float(second_val), "first_val_loss": float(first_val),
+                         "first_epochs": len(history), "kept": kept}
+                if kept:
+                    net, history, best_epoch = net2, h2, b2
             nets.append(net)
-            members.append({"seed": member_seed, "epochs": len(history),
+            retries.append(retry)
+            ran = len(history) if retry is None else retry["first_epochs"] + retry["epochs"]
+            members.append({"seed": member_seed, "epochs": ran,
                             "best_epoch": best_epoch, "history_loss": history})
         self._nets = nets  # the trained members (best weights) predict from here on
         self.seg_params_ = (nets[0].params.copy() if k == 1
@@ -289,12 +324,23 @@ class SegRNNForecaster(Forecaster):
                     mb["val_loss"] = mb["history_loss"][mb["best_epoch"] - 1][1]
                 self.ensemble_val_loss_ = self._evaluate(*valset)
         self.members_ = members if k > 1 else None
+        self.lr_retries_ = retries
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
 
-    def _train_member(self, net, rng, cfg, Xn, Yn, sc, ch, valset, member, n_members, t0):
+    def _retries(self, valset, best_epoch: int, epochs_run: int) -> bool:
+        """Whether a member's first run is followed by a rate retry: it is on, there are
+        validation windows, the best epoch was the first and two epochs of the member's
+        budget are left."""
+        return bool(self.lr_retry and valset is not None and best_epoch == 1
+                    and int(self.max_epochs) - epochs_run >= 2)
+
+    def _train_member(self, net, rng, cfg, Xn, Yn, sc, ch, valset, member, n_members, t0,
+                      scale=1.0, budget=None, offset=0):
         """Train one network in place (its best weights restored); returns the member's
-        history ``[[train_loss, val_loss], ...]`` and its best epoch."""
+        history ``[[train_loss, val_loss], ...]`` and its best epoch. A rate retry passes
+        the rate's ``scale``, its ``budget`` of epochs and the epochs already run
+        (``offset``, for the callback's count)."""
         drop_rng = np.random.default_rng(rng.integers(0, 2**31 - 1))
         Xn = Xn.astype(net.dtype)
         best, best_epoch, bad = np.inf, 0, 0
@@ -303,11 +349,12 @@ class SegRNNForecaster(Forecaster):
         n = len(Xn)
         bs = int(self.batch_size)
         max_epochs, patience = int(self.max_epochs), int(self.patience)
+        n_epochs = max_epochs if budget is None else int(budget)
         clip = None if self.clip_norm is None else float(self.clip_norm)
         avg = float(self.average)
         ema = net.params.copy() if avg else None
-        for epoch in range(max_epochs):
-            lr = self._lr(epoch)
+        for epoch in range(n_epochs):
+            lr = self._lr(epoch, scale)
             order = rng.permutation(n)
             total = 0.0
             for i in range(0, n, bs):
@@ -344,12 +391,14 @@ class SegRNNForecaster(Forecaster):
             stop = valset is not None and bad > patience
             history.append([train_loss, val_loss])
             if self.callback is not None:  # epochs counted over all members
-                self.callback(EpochInfo(member * max_epochs + epoch + 1,
+                self.callback(EpochInfo(member * max_epochs + offset + epoch + 1,
                                         n_members * max_epochs, float(train_loss),
                                         None if val_loss is None else float(val_loss),
                                         time.perf_counter() - t0, lr,
-                                        member * max_epochs + best_epoch,
-                                        stop and member + 1 == n_members))
+                                        member * max_epochs + offset + best_epoch,
+                                        stop and member + 1 == n_members
+                                        and not (budget is None and self._retries(
+                                            valset, best_epoch, epoch + 1))))
             if stop:
                 break
         net.params[...] = best_params
