@@ -65,7 +65,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "segrnn": {"lookback": 720, "segment": 48, "n_hidden": 256, "dropout": 0.1,
                "normalize": "last", "loss": "mse", "max_epochs": 10, "batch_size": 256,
                "lr": 1e-3, "lr_schedule": "exponential", "lr_decay": 0.8, "lr_hold": 2,
-               "average": 0.99, "patience": 1, "n_members": 3},
+               "average": 0.99, "patience": 1, "n_members": 3, "linear_blend": True},
 }
 
 RECURRENT = ("lstm", "gru", "rnn", "segrnn")
@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             out["val_loss"] = float(fitted.ensemble_val_loss_)
         out["members"] = [{k: m[k] for k in ("seed", "epochs", "best_epoch", "val_loss")
                            if k in m} for m in members]
+    if getattr(fitted, "blend_weight_", None) is not None:  # the linear blend's choice
+        out["segrnn_val_loss"] = out.get("val_loss")
+        out.update(val_loss=float(fitted.blend_val_loss_), blend_weight=fitted.blend_weight_)
     retries = getattr(fitted, "lr_retries_", None)
     if retries and any(r is not None for r in retries):  # what each rate retry did
         out["lr_retries"] = retries

@@ -416,6 +416,52 @@ def test_rate_retry_reruns_a_member_whose_first_epoch_was_best(tmp_path):
             tiny(lr_retry=bad).fit_windows(X[:20], Y[:20])
 
 
+@pytest.mark.parametrize("n_members", [1, 2])
+def test_linear_blend_is_chosen_on_validation_and_round_trips(n_members):
+    """linear_blend: the network's forecast (trained exactly as without the blend) mixed
+    with the NLinear least-squares map of the same windows, the weight the validation
+    minimum over a 0.01 grid, never worse on validation than the network alone or the
+    map alone; the model file keeps it; no validation windows, no blend."""
+    from sklearn.linear_model import LinearRegression
+
+    X, Y, ch = windows()
+    n = len(X) * 3 // 4
+    fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
+    kw = dict(max_epochs=4, n_members=n_members)
+    plain = tiny(**kw).fit_windows(X[:n], Y[:n], **fit)
+    model = tiny(**kw, linear_blend=True).fit_windows(X[:n], Y[:n], **fit)
+    assert np.array_equal(model.seg_params_, plain.seg_params_)  # training is unchanged
+    w = model.blend_weight_
+    assert 0.0 <= w <= 1.0 and round(w, 2) == w
+    last = X[:n, -1:, 0]
+    lin = LinearRegression().fit(X[:n, :, 0] - last, Y[:n] - last)
+    np.testing.assert_allclose(model.linear_coef_, lin.coef_, rtol=1e-9, atol=1e-9)
+    Xv, Yv = X[n:], Y[n:]
+    net = plain.predict_windows(Xv, channels=ch[n:])
+    linear = lin.predict(Xv[:, :, 0] - Xv[:, -1:, 0]) + Xv[:, -1:, 0]
+    pred = model.predict_windows(Xv, channels=ch[n:])
+    np.testing.assert_allclose(pred, w * net + (1 - w) * linear, rtol=1e-9, atol=1e-9)
+    mse = lambda p: float(np.mean((p - Yv) ** 2))  # noqa: E731 (last-value scale is 1)
+    assert model.blend_val_loss_ == pytest.approx(mse(pred), rel=1e-9)
+    net_val = (plain.ensemble_val_loss_ if n_members > 1
+               else plain.history_loss_[plain.best_epoch_ - 1][1])
+    assert model.blend_val_loss_ <= min(net_val, mse(linear)) + 1e-12
+    for v in (w - 0.01, w + 0.01):
+        if 0 <= v <= 1:
+            assert model.blend_val_loss_ <= mse(v * net + (1 - v) * linear) + 1e-12
+    meta, arrays = model.to_state()
+    back = model_from_state(json.loads(json.dumps(meta)), arrays)
+    assert back.blend_weight_ == w
+    assert np.array_equal(back.predict_windows(Xv, channels=ch[n:]), pred)
+    alone = tiny(**kw, linear_blend=True).fit_windows(X[:n], Y[:n], channels=ch[:n])
+    assert alone.blend_weight_ is None and alone.linear_coef_ is None
+    assert np.array_equal(alone.predict_windows(Xv, channels=ch[n:]),
+                          tiny(**kw).fit_windows(X[:n], Y[:n], channels=ch[:n])
+                          .predict_windows(Xv, channels=ch[n:]))
+    with pytest.raises(ConfigError, match="linear_blend must be true or false"):
+        tiny(linear_blend="yes").fit_windows(X[:20], Y[:20])
+
+
 def test_bad_parameters_are_config_errors():
     X, Y, _ = windows(n=20)
     for kw, msg in ((dict(segment=30), "segment=30 is longer than the lookback"),

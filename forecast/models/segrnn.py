@@ -40,6 +40,18 @@ within the rest of its ``max_epochs``; the run with the lower best validation lo
 kept. The choice sees the validation windows only, and a member whose loss still fell
 after its first epoch is left as it was (bit for bit). ``lr_retries_`` records, per
 member, what the retry did (``None`` where none ran).
+
+Linear blend: with ``linear_blend=True`` the model also fits the NLinear model of the same
+normalised training windows (ordinary least squares from the lookback to the horizon,
+one map shared by every channel; `forecast.models.baselines.LinearLags`' fit) and
+forecasts ``w * segrnn + (1 - w) * linear``, with the weight ``w`` in [0, 1] chosen on
+the validation windows (a grid of 0.01; ties go to the larger ``w``). ``w = 1`` is the
+network alone, so the blend's validation loss is never above the network's. It needs
+validation windows (without them the network forecasts alone); ``blend_weight_``,
+``blend_val_loss_`` and the map (``linear_coef_``, ``linear_intercept_``) are kept in
+model files. The idea is the linear "highway" of LSTNet (Lai et al. 2018), here chosen on
+validation instead of trained jointly: it keeps the network's recurrent forecast for
+what it models well and shrinks it towards the linear one where the network overfits.
 """
 
 from __future__ import annotations
@@ -90,18 +102,23 @@ class SegRNNForecaster(Forecaster):
     early stopping and the fitted model use), ``patience``, ``validation_fraction``,
     ``dtype``, ``random_state``, ``callback``, ``n_members`` (seed ensemble, see the
     module docstring; the callback then counts epochs over all members), ``lr_retry``
-    (0: off; else the factor of the rate retry, see the module docstring).
+    (0: off; else the factor of the rate retry, see the module docstring),
+    ``linear_blend`` (the validated blend with a linear map, see the module docstring).
     """
 
     _standardize = True
     _transient_params = ("callback",)
     _fitted_meta = Forecaster._fitted_meta + ("seg_config_", "n_epochs_", "best_epoch_",
                                               "history_loss_", "members_",
-                                              "ensemble_val_loss_", "lr_retries_")
-    # absent from model files written before seed ensembles (lr_retries_: before retries)
+                                              "ensemble_val_loss_", "lr_retries_",
+                                              "blend_weight_", "blend_val_loss_")
+    # absent from model files written before seed ensembles (lr_retries_: before retries,
+    # blend_*: before the linear blend)
     _optional_fitted = Forecaster._optional_fitted + ("members_", "ensemble_val_loss_",
-                                                      "lr_retries_")
-    _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_",)
+                                                      "lr_retries_", "blend_weight_",
+                                                      "blend_val_loss_")
+    _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_", "linear_coef_",
+                                                  "linear_intercept_")
 
     def __init__(self, cell: str = "gru", segment: int = 24, n_hidden: int = 128,
                  lookback: int = 96, horizon: int = 24, channel_id: bool = True,
@@ -112,7 +129,7 @@ class SegRNNForecaster(Forecaster):
                  average: float = 0.0, patience: int = 3,
                  validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
                  random_state: int = 0, callback=None, n_members: int = 1,
-                 lr_retry: float = 0.0):
+                 lr_retry: float = 0.0, linear_blend: bool = False):
         self.cell = cell
         self.segment = segment
         self.n_hidden = n_hidden
@@ -139,6 +156,7 @@ class SegRNNForecaster(Forecaster):
         self.callback = callback
         self.n_members = n_members
         self.lr_retry = lr_retry
+        self.linear_blend = linear_blend
 
     # ---- Forecaster hooks ----------------------------------------------------------------
     def _lookback_for(self, lengths):
@@ -222,6 +240,8 @@ class SegRNNForecaster(Forecaster):
         if not (isinstance(f, (int, float)) and not isinstance(f, bool) and 0 <= f < 1):
             raise ConfigError(f"lr_retry must be in [0, 1) (0 turns the rate retry off), "
                               f"got {f!r}")
+        if not isinstance(self.linear_blend, (bool, np.bool_)):
+            raise ConfigError(f"linear_blend must be true or false, got {self.linear_blend!r}")
         return SegConfig(self.cell, w, self.lookback_ // w, -(-horizon // w), horizon,
                          _int("n_hidden", self.n_hidden), n_channels, bool(self.channel_id),
                          float(p), str(self.dtype))
@@ -325,8 +345,33 @@ class SegRNNForecaster(Forecaster):
                 self.ensemble_val_loss_ = self._evaluate(*valset)
         self.members_ = members if k > 1 else None
         self.lr_retries_ = retries
+        self.blend_weight_ = self.blend_val_loss_ = None
+        self.linear_coef_ = self.linear_intercept_ = None
+        if self.linear_blend and valset is not None:
+            self._fit_blend(Xn, Yn, valset)
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
+
+    def _fit_blend(self, Xn, Yn, valset) -> None:
+        """The linear map of the normalised training windows, and the blend weight with
+        the lowest validation loss (see the module docstring)."""
+        from sklearn.linear_model import LinearRegression
+
+        lin = LinearRegression().fit(Xn, Yn)
+        self.linear_coef_ = np.asarray(lin.coef_, np.float64).reshape(Yn.shape[1], -1)
+        self.linear_intercept_ = np.asarray(lin.intercept_, np.float64).reshape(-1)
+        Xv, Yv, chv, scv = valset
+        net = np.concatenate([self._mean_forecast(self._nets, Xv[i:i + EVAL_BATCH],
+                                                  chv[i:i + EVAL_BATCH])
+                              for i in range(0, len(Xv), EVAL_BATCH)])
+        linear = self._linear(Xv)
+        grid = np.round(np.linspace(1.0, 0.0, 101), 2)  # ties: the first, the larger w
+        losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False)[0] for w in grid]
+        i = int(np.argmin(losses))
+        self.blend_weight_, self.blend_val_loss_ = float(grid[i]), float(losses[i])
+
+    def _linear(self, Xn) -> np.ndarray:
+        return Xn @ self.linear_coef_.T + self.linear_intercept_
 
     def _retries(self, valset, best_epoch: int, epochs_run: int) -> bool:
         """Whether a member's first run is followed by a rate retry: it is on, there are
@@ -450,9 +495,13 @@ class SegRNNForecaster(Forecaster):
                                       self.seg_config_["n_channels"])
         Xn, off, sc = self._norm(X)
         out = []
+        w = getattr(self, "blend_weight_", None)
         for i in range(0, len(Xn), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
-            out.append(self._mean_forecast(nets, Xn[s], ch[s]))
+            yhat = self._mean_forecast(nets, Xn[s], ch[s])
+            if w is not None:
+                yhat = w * yhat + (1.0 - w) * self._linear(Xn[s])
+            out.append(yhat)
         return np.concatenate(out) * sc + off
 
     def _calib_channels(self, raw, n) -> np.ndarray:
