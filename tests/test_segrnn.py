@@ -343,7 +343,8 @@ def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
     n = len(X) * 3 // 4
     fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
     seen = []
-    ens = tiny(n_members=3, max_epochs=4, callback=seen.append).fit_windows(X[:n], Y[:n], **fit)
+    ens = tiny(n_members=3, max_epochs=4, callback=seen.append,
+               linear_blend=False).fit_windows(X[:n], Y[:n], **fit)  # the members' mean alone
     assert ens.seg_params_.shape[0] == 3
     single = tiny(max_epochs=4).fit_windows(X[:n], Y[:n], **fit)
     assert np.array_equal(ens.seg_params_[0], single.seg_params_)
@@ -363,7 +364,7 @@ def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
     meta, arrays = ens.to_state()
     back = model_from_state(json.loads(json.dumps(meta)), arrays)
     assert np.array_equal(back.predict_windows(X[n:], channels=ch[n:]), pred)
-    again = tiny(n_members=3, max_epochs=4).fit_windows(X[:n], Y[:n], **fit)
+    again = tiny(n_members=3, max_epochs=4, linear_blend=False).fit_windows(X[:n], Y[:n], **fit)
     assert np.array_equal(again.seg_params_, ens.seg_params_)  # same seed, same bits
     with pytest.raises(ConfigError, match="n_members must be an integer >= 1"):
         tiny(n_members=0).fit_windows(X[:20], Y[:20])
@@ -428,8 +429,8 @@ def test_linear_blend_is_chosen_on_validation_and_round_trips(n_members):
     n = len(X) * 3 // 4
     fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
     kw = dict(max_epochs=4, n_members=n_members)
-    plain = tiny(**kw).fit_windows(X[:n], Y[:n], **fit)
-    model = tiny(**kw, linear_blend=True).fit_windows(X[:n], Y[:n], **fit)
+    plain = tiny(**kw, linear_blend=False).fit_windows(X[:n], Y[:n], **fit)
+    model = tiny(**kw).fit_windows(X[:n], Y[:n], **fit)  # the blend is the default
     assert np.array_equal(model.seg_params_, plain.seg_params_)  # training is unchanged
     w = model.blend_weight_
     assert 0.0 <= w <= 1.0 and round(w, 2) == w
@@ -453,10 +454,10 @@ def test_linear_blend_is_chosen_on_validation_and_round_trips(n_members):
     back = model_from_state(json.loads(json.dumps(meta)), arrays)
     assert back.blend_weight_ == w
     assert np.array_equal(back.predict_windows(Xv, channels=ch[n:]), pred)
-    alone = tiny(**kw, linear_blend=True).fit_windows(X[:n], Y[:n], channels=ch[:n])
+    alone = tiny(**kw).fit_windows(X[:n], Y[:n], channels=ch[:n])
     assert alone.blend_weight_ is None and alone.linear_coef_ is None
     assert np.array_equal(alone.predict_windows(Xv, channels=ch[n:]),
-                          tiny(**kw).fit_windows(X[:n], Y[:n], channels=ch[:n])
+                          tiny(**kw, linear_blend=False).fit_windows(X[:n], Y[:n], channels=ch[:n])
                           .predict_windows(Xv, channels=ch[n:]))
     with pytest.raises(ConfigError, match="linear_blend must be true or false"):
         tiny(linear_blend="yes").fit_windows(X[:20], Y[:20])

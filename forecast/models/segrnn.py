@@ -129,7 +129,7 @@ class SegRNNForecaster(Forecaster):
                  average: float = 0.0, patience: int = 3,
                  validation_fraction: float = 0.2, dtype: str = "float32", levels=(80, 95),
                  random_state: int = 0, callback=None, n_members: int = 1,
-                 lr_retry: float = 0.0, linear_blend: bool = False):
+                 lr_retry: float = 0.0, linear_blend: bool = True):
         self.cell = cell
         self.segment = segment
         self.n_hidden = n_hidden
