@@ -17,7 +17,7 @@ their boundary); predictions have shape ``(len(test), horizon, channels)`` in sc
 Every forecaster of `forecast.models` is registered by its short name (``lstm``, ``gru``,
 ``rnn``, ``segrnn``, ``linear``, ``nlinear``, ``naive``, ``seasonal_naive``, ``drift``, ``mean``): it is
 fitted with ``fit_windows`` on the training windows (the validation windows drive early
-stopping) and scored on the test windows. Channels are modelled independently with
+stopping, and ``segrnn``'s linear blend weight) and scored on the test windows. Channels are modelled independently with
 shared weights (``M``: each channel's windows are stacked as univariate windows; ``segrnn``
 also gets each window's channel number for its channel embedding). The
 defaults in ``MODEL_DEFAULTS`` are the settings that reached the figures recorded in
