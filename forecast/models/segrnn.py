@@ -304,18 +304,14 @@ class SegRNNForecaster(Forecaster):
         max_epochs, f = int(self.max_epochs), float(self.lr_retry)
         for m in range(k):
             member_seed = seed if m == 0 else [seed, m]
-            rng = np.random.default_rng(member_seed)
-            net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
-            self._nets = [net]
+            net, rng = self._new_member(cfg, member_seed)
             history, best_epoch = self._train_member(net, rng, cfg, Xn, Yn, sc, ch, valset,
                                                      m, k, t0)
             retry = None
             left = max_epochs - len(history)
             if self._retries(valset, best_epoch, len(history)):
                 # the same initial weights, batch order and dropout: only the rate differs
-                rng2 = np.random.default_rng(member_seed)
-                net2 = SegNet(cfg, int(rng2.integers(0, 2**31 - 1)))
-                self._nets = [net2]
+                net2, rng2 = self._new_member(cfg, member_seed)
                 h2, b2 = self._train_member(net2, rng2, cfg, Xn, Yn, sc, ch, valset, m, k,
                                             t0, scale=f, budget=left, offset=len(history))
                 first_val, second_val = history[best_epoch - 1][1], h2[b2 - 1][1]
@@ -352,6 +348,14 @@ class SegRNNForecaster(Forecaster):
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
 
+    def _new_member(self, cfg, member_seed):
+        """A member's network and its random stream (initial weights first), made the
+        one ``_evaluate`` scores while it trains."""
+        rng = np.random.default_rng(member_seed)
+        net = SegNet(cfg, int(rng.integers(0, 2**31 - 1)))
+        self._nets = [net]
+        return net, rng
+
     def _fit_blend(self, Xn, Yn, valset) -> None:
         """The linear map of the normalised training windows, and the blend weight with
         the lowest validation loss (see the module docstring)."""
@@ -361,9 +365,7 @@ class SegRNNForecaster(Forecaster):
         self.linear_coef_ = np.asarray(lin.coef_, np.float64).reshape(Yn.shape[1], -1)
         self.linear_intercept_ = np.asarray(lin.intercept_, np.float64).reshape(-1)
         Xv, Yv, chv, scv = valset
-        net = np.concatenate([self._mean_forecast(self._nets, Xv[i:i + EVAL_BATCH],
-                                                  chv[i:i + EVAL_BATCH])
-                              for i in range(0, len(Xv), EVAL_BATCH)])
+        net = self._batched_forecast(self._nets, Xv, chv)
         linear = self._linear(Xv)
         grid = np.round(np.linspace(1.0, 0.0, 101), 2)  # ties: the first, the larger w
         losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False)[0] for w in grid]
@@ -458,6 +460,13 @@ class SegRNNForecaster(Forecaster):
             total += self._loss(yhat, Yn[s], sc[s], False)[0] * len(Yn[s])
         return total / len(Xn)
 
+    @classmethod
+    def _batched_forecast(cls, nets, Xn, ch) -> np.ndarray:
+        """`_mean_forecast` of every window, ``EVAL_BATCH`` windows at a time."""
+        return np.concatenate([cls._mean_forecast(nets, Xn[i:i + EVAL_BATCH],
+                                                  ch[i:i + EVAL_BATCH])
+                               for i in range(0, len(Xn), EVAL_BATCH)])
+
     @staticmethod
     def _mean_forecast(nets, Xn, ch) -> np.ndarray:
         """The members' mean normalised forecast, float64 (one member: its own)."""
@@ -494,15 +503,11 @@ class SegRNNForecaster(Forecaster):
             ch = self._check_channels(getattr(self, "_pred_channels", None), len(X),
                                       self.seg_config_["n_channels"])
         Xn, off, sc = self._norm(X)
-        out = []
+        yhat = self._batched_forecast(nets, Xn, ch)
         w = getattr(self, "blend_weight_", None)
-        for i in range(0, len(Xn), EVAL_BATCH):
-            s = slice(i, i + EVAL_BATCH)
-            yhat = self._mean_forecast(nets, Xn[s], ch[s])
-            if w is not None:
-                yhat = w * yhat + (1.0 - w) * self._linear(Xn[s])
-            out.append(yhat)
-        return np.concatenate(out) * sc + off
+        if w is not None:
+            yhat = w * yhat + (1.0 - w) * self._linear(Xn)
+        return yhat * sc + off
 
     def _calib_channels(self, raw, n) -> np.ndarray:
         """Channels of the calibration windows: `Forecaster._calibrate` takes the most
