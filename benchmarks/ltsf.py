@@ -65,7 +65,8 @@ MODEL_DEFAULTS: dict[str, dict] = {
     "segrnn": {"lookback": 720, "segment": 48, "n_hidden": 256, "dropout": 0.1,
                "normalize": "last", "loss": "mse", "max_epochs": 10, "batch_size": 256,
                "lr": 1e-3, "lr_schedule": "exponential", "lr_decay": 0.8, "lr_hold": 2,
-               "average": 0.99, "patience": 1, "n_members": 3, "linear_blend": True},
+               "average": 0.99, "patience": 1, "n_members": 3, "linear_blend": True,
+               "lr_retry": 0.3},
 }
 
 RECURRENT = ("lstm", "gru", "rnn", "segrnn")

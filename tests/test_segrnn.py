@@ -534,6 +534,8 @@ def test_benchmark_script_runs_segrnn_multivariate():
     assert out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
     # the script's default is a seed ensemble of three members, one epoch each
     assert out["settings"]["n_members"] == 3 and out["epochs"] == 3
+    # the rate retry is on, but one epoch leaves no budget for it: no member retried
+    assert out["settings"]["lr_retry"] == 0.3 and "lr_retries" not in out
     assert [m["epochs"] for m in out["members"]] == [1, 1, 1]
     assert out["members"][0]["seed"] == 0 and np.isfinite(out["val_loss"])
     assert out["windows"] == 2857
