@@ -404,9 +404,12 @@ def test_a_killed_run_resumes_with_every_series_exactly_once(tmp_path, sig):
     path.write_text(path.read_text().replace("workers = 2", "workers = 1"))
     run_dir = tmp_path / "out" / "runs" / "nightly"
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
+    # a shell's background job (nohup ... &, some CI runners) starts with SIGINT ignored,
+    # and Python keeps it ignored; Ctrl-C comes from a terminal, where it is not
     proc = subprocess.Popen([sys.executable, "-m", "forecast.cli", "batch", "run", str(path),
                              "--run-id", "nightly"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_for(lambda: len(list(run_dir.glob("series/*/result.json"))) >= 2, 240,
                   "two finished series")
