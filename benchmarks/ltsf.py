@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         out.pop("best_epoch", None)
         if fitted.ensemble_val_loss_ is not None:
             out["val_loss"] = float(fitted.ensemble_val_loss_)
-        out["members"] = [{k: m[k] for k in ("seed", "epochs", "best_epoch", "val_loss")
+        out["members"] = [{k: m[k] for k in ("seed", "loss", "epochs", "best_epoch", "val_loss")
                            if k in m} for m in members]
     if getattr(fitted, "blend_weight_", None) is not None:  # the linear blend's choice
         out["segrnn_val_loss"] = out.get("val_loss")

@@ -297,7 +297,8 @@ def test_early_stopping_restores_the_best_epoch():
     assert model.best_epoch_ == int(np.argmin(val)) + 1
     assert model.n_epochs_ == len(seen) and seen[-1].stopped == (model.n_epochs_ < 30)
     Xn, off, sc = model._norm(X[300:])
-    restored = model._evaluate(Xn, (Y[300:] - off) / sc, np.zeros(len(X) - 300, np.int64), sc)
+    restored = model._evaluate(Xn, (Y[300:] - off) / sc, np.zeros(len(X) - 300, np.int64), sc,
+                               "mse")
     assert restored == pytest.approx(min(val), rel=1e-6)
 
 
@@ -368,6 +369,55 @@ def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
     assert np.array_equal(again.seg_params_, ens.seg_params_)  # same seed, same bits
     with pytest.raises(ConfigError, match="n_members must be an integer >= 1"):
         tiny(n_members=0).fit_windows(X[:20], Y[:20])
+
+
+def test_a_loss_ensemble_trains_every_seed_on_every_loss(tmp_path):
+    """loss="mse+mae": the n_members seeds are trained once per loss (each member
+    early-stopped on its own loss), the forecast is the mean of all of them, and the
+    ensemble's validation loss and the blend weight are taken in the first loss (MSE).
+    The members are those of the single-loss ensembles bit for bit; model files keep
+    them; a malformed loss is a ConfigError."""
+    X, Y, ch = windows()
+    n = len(X) * 3 // 4
+    fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
+    Xv, Yv, chv = X[n:], Y[n:], ch[n:]
+    kw = dict(n_members=2, max_epochs=3)
+    both = tiny(**kw, loss="mse+mae", linear_blend=False).fit_windows(X[:n], Y[:n], **fit)
+    mse = tiny(**kw, linear_blend=False).fit_windows(X[:n], Y[:n], **fit)
+    mae = tiny(**kw, loss="mae", linear_blend=False).fit_windows(X[:n], Y[:n], **fit)
+    assert both.seg_params_.shape[0] == 4
+    assert np.array_equal(both.seg_params_, np.concatenate([mse.seg_params_, mae.seg_params_]))
+    assert [m["loss"] for m in both.members_] == ["mse", "mse", "mae", "mae"]
+    assert [m["seed"] for m in both.members_] == [0, [0, 1], 0, [0, 1]]
+    assert [m["val_loss"] for m in both.members_] == [m["val_loss"] for m in
+                                                      mse.members_ + mae.members_]
+    assert both.n_epochs_ == mse.n_epochs_ + mae.n_epochs_
+    pred = both.predict_windows(Xv, channels=chv)
+    halves = (mse.predict_windows(Xv, channels=chv) + mae.predict_windows(Xv, channels=chv)) / 2
+    np.testing.assert_allclose(pred, halves, rtol=1e-12, atol=1e-12)
+    sq = lambda p: float(np.mean((p - Yv) ** 2))  # noqa: E731 (last-value scale is 1)
+    assert both.ensemble_val_loss_ == pytest.approx(sq(pred), rel=1e-9)  # MSE, the first loss
+    # the blend weight is the MSE minimum over the grid
+    blend = tiny(**kw, loss="mse+mae").fit_windows(X[:n], Y[:n], **fit)
+    assert np.array_equal(blend.seg_params_, both.seg_params_)
+    w = blend.blend_weight_
+    last = Xv[:, -1:, 0]
+    linear = (Xv[:, :, 0] - last) @ blend.linear_coef_.T + blend.linear_intercept_ + last
+    out = blend.predict_windows(Xv, channels=chv)
+    np.testing.assert_allclose(out, w * pred + (1 - w) * linear, rtol=1e-9, atol=1e-9)
+    assert blend.blend_val_loss_ == pytest.approx(sq(out), rel=1e-9)
+    for v in np.round(np.linspace(0, 1, 101), 2):
+        assert blend.blend_val_loss_ <= sq(v * pred + (1 - v) * linear) + 1e-12
+    meta, arrays = blend.to_state()
+    back = model_from_state(json.loads(json.dumps(meta)), arrays)
+    assert back.loss == "mse+mae" and [m["loss"] for m in back.members_] == ["mse", "mse",
+                                                                             "mae", "mae"]
+    assert np.array_equal(back.predict_windows(Xv, channels=chv), out)
+    one = tiny(loss="mae+mse", max_epochs=2).fit_windows(X[:n], Y[:n], **fit)  # one seed
+    assert one.seg_params_.shape[0] == 2 and [m["loss"] for m in one.members_] == ["mae", "mse"]
+    for bad in ("mse+mse", "mse+huber", "", "mse+", ("mse", "mae")):
+        with pytest.raises(ConfigError, match="loss must be one of"):
+            tiny(loss=bad).fit_windows(X[:20], Y[:20])
 
 
 def test_rate_retry_reruns_a_member_whose_first_epoch_was_best(tmp_path):
@@ -579,7 +629,7 @@ def test_weight_averaging_is_what_is_kept():
     assert np.array_equal(avg.seg_params_, again.seg_params_)
     assert not np.array_equal(avg.seg_params_, plain.seg_params_)
     Xn, off, sc = avg._norm(X[n:])
-    score = avg._evaluate(Xn, (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64), sc)
+    score = avg._evaluate(Xn, (Y[n:] - off) / sc, np.zeros(len(X) - n, np.int64), sc, "mse")
     assert score == pytest.approx(min(v for _, v in avg.history_loss_), rel=1e-6)
     with pytest.raises(ConfigError, match="average must be in"):
         tiny(average=1.0).fit_windows(X, Y)
@@ -595,7 +645,7 @@ def test_loss_is_in_data_units_with_its_gradient(loss):
     Xn, off, sc = model._norm(X)
     Yn = (Y - off) / sc
     yhat = rng.standard_normal((4, 6))
-    value, d = model._loss(yhat, Yn, sc, True)
+    value, d = model._loss(yhat, Yn, sc, True, loss)
     err = yhat * sc + off - Y
     assert value == pytest.approx(np.mean(err ** 2) if loss == "mse" else np.mean(np.abs(err)))
-    close(d, fd_grad(lambda: model._loss(yhat, Yn, sc, False)[0], yhat), 1e-6)
+    close(d, fd_grad(lambda: model._loss(yhat, Yn, sc, False, loss)[0], yhat), 1e-6)

@@ -33,6 +33,13 @@ bit); member ``m`` draws from ``numpy.random.default_rng([random_state, m])``. A
 cannot raise the validation loss above the members' mean (the loss is convex), and it
 removes most of the seed-to-seed spread, at ``k`` times the training time.
 
+Loss ensemble: ``loss="mse+mae"`` trains the ``n_members`` seeds once on each loss (the
+first loss's members first; each member early-stopped on its own loss) and forecasts the
+mean of all ``n_members * 2`` networks. The ensemble's validation loss and the blend
+weight below are taken in the first loss. A network trained on MAE aims at the median, one
+on MSE at the mean; their errors differ more than two seeds' do, so their mean validates
+better than either ensemble alone on ETTh1 (`benchmarks/RESULTS.md`, session 11).
+
 Rate retry: with ``lr_retry=f`` (``0 < f < 1``), a member whose best validation epoch is
 its first (its loss rose right after one epoch: the rate overshoots on these data) is
 trained again from the same initial weights, batch order and dropout at ``lr * f``,
@@ -82,6 +89,16 @@ def _int(name, value, lo=1):
     return int(value)
 
 
+def _losses(value) -> tuple:
+    """The training losses of ``loss``: one name, or names joined by ``+`` (a loss
+    ensemble, see `SegRNNForecaster`)."""
+    names = tuple(value.split("+")) if isinstance(value, str) else ()
+    if not names or any(n not in LOSSES for n in names) or len(set(names)) < len(names):
+        raise ConfigError(f"loss must be one of {', '.join(LOSSES)} or several of them joined "
+                          f"by '+' (e.g. mse+mae), got {value!r}")
+    return names
+
+
 def _choice(name, value, options):
     if value not in options:
         raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
@@ -95,7 +112,8 @@ class SegRNNForecaster(Forecaster):
     segment`` whole segments of the lookback are read, and ``ceil(horizon / segment)``
     segments are decoded and cut to the horizon), ``n_hidden``, ``channel_id`` (a learned
     channel embedding in half of the decoder input), ``dropout``, ``lookback``,
-    ``horizon``, ``normalize``. Training: ``loss`` (``mse``, ``mae``), ``max_epochs``,
+    ``horizon``, ``normalize``. Training: ``loss`` (``mse``, ``mae``, or ``mse+mae``: a loss
+    ensemble, see the module docstring), ``max_epochs``,
     ``batch_size`` (windows of one channel), ``lr``, ``lr_schedule``, ``lr_decay``,
     ``lr_hold``, ``weight_decay``, ``clip_norm``, ``average`` (0: off; else the decay per
     step of an exponential moving average of the weights, which is then what validation,
@@ -211,7 +229,7 @@ class SegRNNForecaster(Forecaster):
     def _seg_config(self, horizon: int, n_channels: int) -> SegConfig:
         _choice("cell", self.cell, tuple(CELLS))
         _choice("normalize", self.normalize, NORMALIZATIONS)
-        _choice("loss", self.loss, LOSSES)
+        _losses(self.loss)
         _choice("lr_schedule", self.lr_schedule, SCHEDULES)
         _choice("dtype", str(self.dtype), ("float32", "float64"))
         w = _int("segment", self.segment)
@@ -269,11 +287,12 @@ class SegRNNForecaster(Forecaster):
         return (y - off) / sc, off, sc
 
     # ---- training ------------------------------------------------------------------------
-    def _loss(self, yhat, Yn, sc, want_grad):
-        """Loss in the units of the data (as RevIN: the forecast is denormalised first) and
-        its gradient w.r.t. the normalised forecast; ``Yn`` normalised, ``sc (B, 1)``."""
+    def _loss(self, yhat, Yn, sc, want_grad, kind):
+        """Loss ``kind`` (``mse`` or ``mae``) in the units of the data (as RevIN: the
+        forecast is denormalised first) and its gradient w.r.t. the normalised forecast;
+        ``Yn`` normalised, ``sc (B, 1)``."""
         err = (yhat.astype(np.float64) - Yn) * sc
-        if self.loss == "mse":
+        if kind == "mse":
             value = float(np.mean(err * err))
             d = 2.0 * err * sc / err.size if want_grad else None
         else:
@@ -291,6 +310,7 @@ class SegRNNForecaster(Forecaster):
         H = train.y.shape[1]
         cfg = self._seg_config(H, n_channels)
         k = _int("n_members", self.n_members)
+        kinds = _losses(self.loss)
         self.seg_config_ = dict(cfg.__dict__)
         seed = int(self.random_state if self.random_state is not None else 0)
         Xn, off, sc = self._norm(train.x)
@@ -302,18 +322,21 @@ class SegRNNForecaster(Forecaster):
         t0 = time.perf_counter()
         nets, members, retries = [], [], []
         max_epochs, f = int(self.max_epochs), float(self.lr_retry)
-        for m in range(k):
+        total = k * len(kinds)  # a loss ensemble trains the k seeds once per loss
+        for i in range(total):
+            kind, m = kinds[i // k], i % k
             member_seed = seed if m == 0 else [seed, m]
             net, rng = self._new_member(cfg, member_seed)
             history, best_epoch = self._train_member(net, rng, cfg, Xn, Yn, sc, ch, valset,
-                                                     m, k, t0)
+                                                     i, total, t0, kind)
             retry = None
             left = max_epochs - len(history)
             if self._retries(valset, best_epoch, len(history)):
                 # the same initial weights, batch order and dropout: only the rate differs
                 net2, rng2 = self._new_member(cfg, member_seed)
-                h2, b2 = self._train_member(net2, rng2, cfg, Xn, Yn, sc, ch, valset, m, k,
-                                            t0, scale=f, budget=left, offset=len(history))
+                h2, b2 = self._train_member(net2, rng2, cfg, Xn, Yn, sc, ch, valset, i,
+                                            total, t0, kind, scale=f, budget=left,
+                                            offset=len(history))
                 first_val, second_val = history[best_epoch - 1][1], h2[b2 - 1][1]
                 kept = bool(second_val < first_val)
                 retry = {"lr": float(self.lr) * f, "epochs": len(h2), "best_epoch": b2,
@@ -326,25 +349,27 @@ class SegRNNForecaster(Forecaster):
             ran = len(history) if retry is None else retry["first_epochs"] + retry["epochs"]
             members.append({"seed": member_seed, "epochs": ran,
                             "best_epoch": best_epoch, "history_loss": history})
+            if len(kinds) > 1:
+                members[-1]["loss"] = kind
         self._nets = nets  # the trained members (best weights) predict from here on
-        self.seg_params_ = (nets[0].params.copy() if k == 1
+        self.seg_params_ = (nets[0].params.copy() if total == 1
                             else np.stack([net.params for net in nets]))
         first = members[0]
         self.n_epochs_, self.best_epoch_ = first["epochs"], first["best_epoch"]
         self.history_loss_ = first["history_loss"]
         self.ensemble_val_loss_ = None
-        if k > 1:
+        if total > 1:
             self.n_epochs_ = sum(mb["epochs"] for mb in members)
             if valset is not None:  # each member's best and the ensemble's validation loss
-                for mb in members:
+                for mb in members:  # (a member's in its own loss, the ensemble's in the first)
                     mb["val_loss"] = mb["history_loss"][mb["best_epoch"] - 1][1]
-                self.ensemble_val_loss_ = self._evaluate(*valset)
-        self.members_ = members if k > 1 else None
+                self.ensemble_val_loss_ = self._evaluate(*valset, kinds[0])
+        self.members_ = members if total > 1 else None
         self.lr_retries_ = retries
         self.blend_weight_ = self.blend_val_loss_ = None
         self.linear_coef_ = self.linear_intercept_ = None
         if self.linear_blend and valset is not None:
-            self._fit_blend(Xn, Yn, valset)
+            self._fit_blend(Xn, Yn, valset, kinds[0])
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
 
@@ -356,9 +381,9 @@ class SegRNNForecaster(Forecaster):
         self._nets = [net]
         return net, rng
 
-    def _fit_blend(self, Xn, Yn, valset) -> None:
+    def _fit_blend(self, Xn, Yn, valset, kind) -> None:
         """The linear map of the normalised training windows, and the blend weight with
-        the lowest validation loss (see the module docstring)."""
+        the lowest validation loss ``kind`` (see the module docstring)."""
         from sklearn.linear_model import LinearRegression
 
         lin = LinearRegression().fit(Xn, Yn)
@@ -368,7 +393,8 @@ class SegRNNForecaster(Forecaster):
         net = self._batched_forecast(self._nets, Xv, chv)
         linear = self._linear(Xv)
         grid = np.round(np.linspace(1.0, 0.0, 101), 2)  # ties: the first, the larger w
-        losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False)[0] for w in grid]
+        losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False, kind)[0]
+                  for w in grid]
         i = int(np.argmin(losses))
         self.blend_weight_, self.blend_val_loss_ = float(grid[i]), float(losses[i])
 
@@ -383,9 +409,10 @@ class SegRNNForecaster(Forecaster):
                     and int(self.max_epochs) - epochs_run >= 2)
 
     def _train_member(self, net, rng, cfg, Xn, Yn, sc, ch, valset, member, n_members, t0,
-                      scale=1.0, budget=None, offset=0):
-        """Train one network in place (its best weights restored); returns the member's
-        history ``[[train_loss, val_loss], ...]`` and its best epoch. A rate retry passes
+                      kind, scale=1.0, budget=None, offset=0):
+        """Train one network in place on loss ``kind``, early-stopped on the same loss (its
+        best weights restored); returns the member's history ``[[train_loss, val_loss],
+        ...]`` and its best epoch. A rate retry passes
         the rate's ``scale``, its ``budget`` of epochs and the epochs already run
         (``offset``, for the callback's count)."""
         drop_rng = np.random.default_rng(rng.integers(0, 2**31 - 1))
@@ -409,7 +436,7 @@ class SegRNNForecaster(Forecaster):
                 mask = dropout_mask(drop_rng, (len(k) * cfg.n_out, cfg.n_hidden), cfg.dropout,
                                     net.dtype)
                 yhat, cache = net.forward(Xn[k], ch[k], mask, keep_cache=True)
-                loss, d = self._loss(yhat, Yn[k], sc[k], True)
+                loss, d = self._loss(yhat, Yn[k], sc[k], True, kind)
                 if not math.isfinite(loss):
                     raise NumericalError(f"the loss is {loss} at epoch {epoch + 1}: training "
                                          "diverged (lower lr or set clip_norm)")
@@ -423,7 +450,7 @@ class SegRNNForecaster(Forecaster):
             if ema is not None:  # evaluate (and keep) the averaged weights
                 current = net.params.copy()
                 net.params[...] = ema
-            val_loss = None if valset is None else self._evaluate(*valset)
+            val_loss = None if valset is None else self._evaluate(*valset, kind)
             score = val_loss if val_loss is not None else train_loss
             if not np.isfinite(score):
                 raise NumericalError(f"the loss is {score} at epoch {epoch + 1}: training "
@@ -451,13 +478,13 @@ class SegRNNForecaster(Forecaster):
         net.params[...] = best_params
         return history, best_epoch
 
-    def _evaluate(self, Xn, Yn, ch, sc) -> float:
-        """Validation loss of the mean forecast of ``self._nets``."""
+    def _evaluate(self, Xn, Yn, ch, sc, kind) -> float:
+        """Validation loss ``kind`` of the mean forecast of ``self._nets``."""
         total = 0.0
         for i in range(0, len(Xn), EVAL_BATCH):
             s = slice(i, i + EVAL_BATCH)
             yhat = self._mean_forecast(self._nets, Xn[s], ch[s])
-            total += self._loss(yhat, Yn[s], sc[s], False)[0] * len(Yn[s])
+            total += self._loss(yhat, Yn[s], sc[s], False, kind)[0] * len(Yn[s])
         return total / len(Xn)
 
     @classmethod
