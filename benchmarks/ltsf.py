@@ -203,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(fitted, "blend_weight_", None) is not None:  # the linear blend's choice
         out["segrnn_val_loss"] = out.get("val_loss")
         out.update(val_loss=float(fitted.blend_val_loss_), blend_weight=fitted.blend_weight_)
+        if getattr(fitted, "loss_weights_", None) is not None:  # a loss ensemble's weights
+            out["loss_weights"] = fitted.loss_weights_
     retries = getattr(fitted, "lr_retries_", None)
     if retries and any(r is not None for r in retries):  # what each rate retry did
         out["lr_retries"] = retries

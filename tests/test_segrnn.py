@@ -373,10 +373,11 @@ def test_seed_ensemble_averages_members_and_round_trips(tmp_path):
 
 def test_a_loss_ensemble_trains_every_seed_on_every_loss(tmp_path):
     """loss="mse+mae": the n_members seeds are trained once per loss (each member
-    early-stopped on its own loss), the forecast is the mean of all of them, and the
-    ensemble's validation loss and the blend weight are taken in the first loss (MSE).
-    The members are those of the single-loss ensembles bit for bit; model files keep
-    them; a malformed loss is a ConfigError."""
+    early-stopped on its own loss), the forecast is the mean of all of them; the
+    ensemble's validation loss is taken in the first loss (MSE), and the blend gives each
+    loss's members a weight of their own, the first loss's minimum over the 0.01 grid.
+    The members are those of the single-loss ensembles bit for bit; model files keep them
+    and the weights; a malformed loss is a ConfigError."""
     X, Y, ch = windows()
     n = len(X) * 3 // 4
     fit = dict(validation=(X[n:], Y[n:]), channels=ch[:n], validation_channels=ch[n:])
@@ -397,17 +398,24 @@ def test_a_loss_ensemble_trains_every_seed_on_every_loss(tmp_path):
     np.testing.assert_allclose(pred, halves, rtol=1e-12, atol=1e-12)
     sq = lambda p: float(np.mean((p - Yv) ** 2))  # noqa: E731 (last-value scale is 1)
     assert both.ensemble_val_loss_ == pytest.approx(sq(pred), rel=1e-9)  # MSE, the first loss
-    # the blend weight is the MSE minimum over the grid
+    # the blend: a weight for each loss's members and the rest for the linear map, the
+    # MSE minimum over the 0.01 grid
     blend = tiny(**kw, loss="mse+mae").fit_windows(X[:n], Y[:n], **fit)
     assert np.array_equal(blend.seg_params_, both.seg_params_)
-    w = blend.blend_weight_
+    a, b = blend.loss_weights_
+    assert min(a, b) >= 0 and a + b <= 1 + 1e-12 and round(a, 2) == a and round(b, 2) == b
+    assert blend.blend_weight_ == round(a + b, 2)
     last = Xv[:, -1:, 0]
     linear = (Xv[:, :, 0] - last) @ blend.linear_coef_.T + blend.linear_intercept_ + last
+    p_mse, p_mae = (m.predict_windows(Xv, channels=chv) for m in (mse, mae))
     out = blend.predict_windows(Xv, channels=chv)
-    np.testing.assert_allclose(out, w * pred + (1 - w) * linear, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(out, a * p_mse + b * p_mae + (1 - a - b) * linear, rtol=1e-9,
+                               atol=1e-9)
     assert blend.blend_val_loss_ == pytest.approx(sq(out), rel=1e-9)
-    for v in np.round(np.linspace(0, 1, 101), 2):
-        assert blend.blend_val_loss_ <= sq(v * pred + (1 - v) * linear) + 1e-12
+    for i in range(101):
+        for j in range(101 - i):
+            u, v = i / 100, j / 100
+            assert blend.blend_val_loss_ <= sq(u * p_mse + v * p_mae + (1 - u - v) * linear) + 1e-9
     meta, arrays = blend.to_state()
     back = model_from_state(json.loads(json.dumps(meta)), arrays)
     assert back.loss == "mse+mae" and [m["loss"] for m in back.members_] == ["mse", "mse",
@@ -415,6 +423,8 @@ def test_a_loss_ensemble_trains_every_seed_on_every_loss(tmp_path):
     assert np.array_equal(back.predict_windows(Xv, channels=chv), out)
     one = tiny(loss="mae+mse", max_epochs=2).fit_windows(X[:n], Y[:n], **fit)  # one seed
     assert one.seg_params_.shape[0] == 2 and [m["loss"] for m in one.members_] == ["mae", "mse"]
+    mae_val = float(np.mean(np.abs(one.predict_windows(Xv, channels=chv) - Yv)))
+    assert one.blend_val_loss_ == pytest.approx(mae_val, rel=1e-9)  # MAE, its first loss
     for bad in ("mse+mse", "mse+huber", "", "mse+", ("mse", "mae")):
         with pytest.raises(ConfigError, match="loss must be one of"):
             tiny(loss=bad).fit_windows(X[:20], Y[:20])

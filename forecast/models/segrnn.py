@@ -35,10 +35,12 @@ removes most of the seed-to-seed spread, at ``k`` times the training time.
 
 Loss ensemble: ``loss="mse+mae"`` trains the ``n_members`` seeds once on each loss (the
 first loss's members first; each member early-stopped on its own loss) and forecasts the
-mean of all ``n_members * 2`` networks. The ensemble's validation loss and the blend
-weight below are taken in the first loss. A network trained on MAE aims at the median, one
-on MSE at the mean; their errors differ more than two seeds' do, so their mean validates
-better than either ensemble alone on ETTh1 (`benchmarks/RESULTS.md`, session 11).
+mean of all ``n_members * 2`` networks; the ensemble's validation loss is taken in the
+first loss. With the linear blend below, each loss's members get a weight of their own
+(``loss_weights_``; the linear map gets the rest), chosen on the validation windows in
+the first loss. A network trained on MAE aims at the median, one on MSE at the mean, so
+their errors differ more than two seeds' do; the validated weights use that where it
+helps and fall back to one loss where it does not (`benchmarks/RESULTS.md`, session 11).
 
 Rate retry: with ``lr_retry=f`` (``0 < f < 1``), a member whose best validation epoch is
 its first (its loss rose right after one epoch: the rate overshoots on these data) is
@@ -54,7 +56,9 @@ one map shared by every channel; `forecast.models.baselines.LinearLags`' fit) an
 forecasts ``w * segrnn + (1 - w) * linear``, with the weight ``w`` in [0, 1] chosen on
 the validation windows (a grid of 0.01; ties go to the larger ``w``). ``w = 1`` is the
 network alone, so the blend's validation loss is never above the network's. It needs
-validation windows (without them the network forecasts alone); ``blend_weight_``,
+validation windows (without them the network forecasts alone); with a loss ensemble the
+weights are one per loss's members, on the same grid with a sum of at most 1
+(``loss_weights_``; ``blend_weight_`` is then their sum); ``blend_weight_``,
 ``blend_val_loss_`` and the map (``linear_coef_``, ``linear_intercept_``) are kept in
 model files. The idea is the linear "highway" of LSTNet (Lai et al. 2018), here chosen on
 validation instead of trained jointly: it keeps the network's recurrent forecast for
@@ -99,6 +103,30 @@ def _losses(value) -> tuple:
     return names
 
 
+def _simplex_minimum(parts, linear, Y, sc, loss, quadratic):
+    """Weights ``a_g >= 0`` on a 0.01 grid with ``sum(a) <= 1`` minimising the loss of
+    ``sum_g a_g parts[g] + (1 - sum(a)) linear`` against ``Y`` (two parts: 5,151
+    candidates, in the order of a larger network share first, then a larger first
+    part; the first minimum wins). For MSE (``quadratic``) the loss of every candidate
+    comes from the parts' Gram matrix, then the chosen one is scored directly."""
+    assert len(parts) == 2
+    cands = [(i, t - i) for t in range(100, -1, -1) for i in range(t, -1, -1)]
+    W = np.array(cands, np.float64) / 100.0
+    if quadratic:  # mean((sum_g a_g (P_g - L) + L - Y)^2 * sc^2): a quadratic form in a
+        D = [((p - linear) * sc).ravel() for p in parts]
+        r = ((linear - Y) * sc).ravel()
+        n = r.size
+        G = np.array([[d1 @ d2 for d2 in D] for d1 in D]) / n
+        b = np.array([d @ r for d in D]) / n
+        values = np.einsum("ci,ij,cj->c", W, G, W) + 2.0 * W @ b + (r @ r) / n
+    else:
+        values = np.array([loss(w[0] * parts[0] + w[1] * parts[1]
+                                + (1.0 - w[0] - w[1]) * linear) for w in W])
+    c = int(np.argmin(values))
+    w = W[c]
+    return w, loss(w[0] * parts[0] + w[1] * parts[1] + (1.0 - w[0] - w[1]) * linear)
+
+
 def _choice(name, value, options):
     if value not in options:
         raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
@@ -129,12 +157,13 @@ class SegRNNForecaster(Forecaster):
     _fitted_meta = Forecaster._fitted_meta + ("seg_config_", "n_epochs_", "best_epoch_",
                                               "history_loss_", "members_",
                                               "ensemble_val_loss_", "lr_retries_",
-                                              "blend_weight_", "blend_val_loss_")
+                                              "blend_weight_", "blend_val_loss_",
+                                              "loss_weights_")
     # absent from model files written before seed ensembles (lr_retries_: before retries,
     # blend_*: before the linear blend)
     _optional_fitted = Forecaster._optional_fitted + ("members_", "ensemble_val_loss_",
                                                       "lr_retries_", "blend_weight_",
-                                                      "blend_val_loss_")
+                                                      "blend_val_loss_", "loss_weights_")
     _fitted_arrays = Forecaster._fitted_arrays + ("seg_params_", "linear_coef_",
                                                   "linear_intercept_")
 
@@ -366,10 +395,10 @@ class SegRNNForecaster(Forecaster):
                 self.ensemble_val_loss_ = self._evaluate(*valset, kinds[0])
         self.members_ = members if total > 1 else None
         self.lr_retries_ = retries
-        self.blend_weight_ = self.blend_val_loss_ = None
+        self.blend_weight_ = self.blend_val_loss_ = self.loss_weights_ = None
         self.linear_coef_ = self.linear_intercept_ = None
         if self.linear_blend and valset is not None:
-            self._fit_blend(Xn, Yn, valset, kinds[0])
+            self._fit_blend(Xn, Yn, valset, kinds[0], len(kinds))
         # seconds of the epochs, validation included (not stored in model files: it varies)
         self.train_seconds_ = round(time.perf_counter() - t0, 3)
 
@@ -381,22 +410,33 @@ class SegRNNForecaster(Forecaster):
         self._nets = [net]
         return net, rng
 
-    def _fit_blend(self, Xn, Yn, valset, kind) -> None:
-        """The linear map of the normalised training windows, and the blend weight with
-        the lowest validation loss ``kind`` (see the module docstring)."""
+    def _fit_blend(self, Xn, Yn, valset, kind, n_losses) -> None:
+        """The linear map of the normalised training windows, and the blend weights with
+        the lowest validation loss ``kind`` (see the module docstring): one weight for the
+        network, or with a loss ensemble one weight per loss's members, on a 0.01 grid."""
         from sklearn.linear_model import LinearRegression
 
         lin = LinearRegression().fit(Xn, Yn)
         self.linear_coef_ = np.asarray(lin.coef_, np.float64).reshape(Yn.shape[1], -1)
         self.linear_intercept_ = np.asarray(lin.intercept_, np.float64).reshape(-1)
         Xv, Yv, chv, scv = valset
-        net = self._batched_forecast(self._nets, Xv, chv)
         linear = self._linear(Xv)
-        grid = np.round(np.linspace(1.0, 0.0, 101), 2)  # ties: the first, the larger w
-        losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False, kind)[0]
-                  for w in grid]
-        i = int(np.argmin(losses))
-        self.blend_weight_, self.blend_val_loss_ = float(grid[i]), float(losses[i])
+        if n_losses == 1:
+            net = self._batched_forecast(self._nets, Xv, chv)
+            grid = np.round(np.linspace(1.0, 0.0, 101), 2)  # ties: the first, the larger w
+            losses = [self._loss(w * net + (1.0 - w) * linear, Yv, scv, False, kind)[0]
+                      for w in grid]
+            i = int(np.argmin(losses))
+            self.blend_weight_, self.blend_val_loss_ = float(grid[i]), float(losses[i])
+            return
+        k = len(self._nets) // n_losses
+        parts = [self._batched_forecast(self._nets[g * k:(g + 1) * k], Xv, chv)
+                 for g in range(n_losses)]
+        weights, loss = _simplex_minimum(parts, linear, Yv, scv, lambda p: self._loss(
+            p, Yv, scv, False, kind)[0], kind == "mse")
+        self.loss_weights_ = [float(a) for a in weights]
+        self.blend_weight_ = float(round(sum(weights), 2))
+        self.blend_val_loss_ = float(loss)
 
     def _linear(self, Xn) -> np.ndarray:
         return Xn @ self.linear_coef_.T + self.linear_intercept_
@@ -530,6 +570,13 @@ class SegRNNForecaster(Forecaster):
             ch = self._check_channels(getattr(self, "_pred_channels", None), len(X),
                                       self.seg_config_["n_channels"])
         Xn, off, sc = self._norm(X)
+        shares = getattr(self, "loss_weights_", None)
+        if shares is not None:  # a loss ensemble's validated weights
+            k = len(nets) // len(shares)
+            yhat = (1.0 - sum(shares)) * self._linear(Xn)
+            for g, a in enumerate(shares):
+                yhat = yhat + a * self._batched_forecast(nets[g * k:(g + 1) * k], Xn, ch)
+            return yhat * sc + off
         yhat = self._batched_forecast(nets, Xn, ch)
         w = getattr(self, "blend_weight_", None)
         if w is not None:
