@@ -63,7 +63,7 @@ MODEL_DEFAULTS: dict[str, dict] = {
               "patience": 2, "lr_schedule": "exponential", "lr_decay": 0.7, "clip_norm": 1.0}
        for cell in ("gru", "lstm", "rnn")},
     "segrnn": {"lookback": 720, "segment": 48, "n_hidden": 256, "dropout": 0.1,
-               "normalize": "last", "loss": "mse", "max_epochs": 10, "batch_size": 256,
+               "normalize": "last", "loss": "mse+mae", "max_epochs": 10, "batch_size": 256,
                "lr": 1e-3, "lr_schedule": "exponential", "lr_decay": 0.8, "lr_hold": 2,
                "average": 0.99, "patience": 1, "n_members": 3, "linear_blend": True,
                "lr_retry": 0.3},

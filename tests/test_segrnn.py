@@ -608,11 +608,15 @@ def test_benchmark_script_runs_segrnn_multivariate():
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["settings"]["n_hidden"] == 8 and out["mse"] < 1.0
-    # the script's default is a seed ensemble of three members, one epoch each
-    assert out["settings"]["n_members"] == 3 and out["epochs"] == 3
+    # the script's default is a seed ensemble of three members trained on each of two
+    # losses, one epoch each, blended with a validated weight per loss
+    assert out["settings"]["n_members"] == 3 and out["settings"]["loss"] == "mse+mae"
+    assert out["epochs"] == 6 and [m["epochs"] for m in out["members"]] == [1] * 6
+    assert [m["loss"] for m in out["members"]] == ["mse"] * 3 + ["mae"] * 3
+    w = out["loss_weights"]
+    assert len(w) == 2 and min(w) >= 0 and out["blend_weight"] == round(sum(w), 2) <= 1
     # the rate retry is on, but one epoch leaves no budget for it: no member retried
     assert out["settings"]["lr_retry"] == 0.3 and "lr_retries" not in out
-    assert [m["epochs"] for m in out["members"]] == [1, 1, 1]
     assert out["members"][0]["seed"] == 0 and np.isfinite(out["val_loss"])
     assert out["windows"] == 2857
 
