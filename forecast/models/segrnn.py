@@ -110,6 +110,10 @@ def _simplex_minimum(parts, linear, Y, sc, loss, quadratic):
     part; the first minimum wins). For MSE (``quadratic``) the loss of every candidate
     comes from the parts' Gram matrix, then the chosen one is scored directly."""
     assert len(parts) == 2
+
+    def mix(w):
+        return w[0] * parts[0] + w[1] * parts[1] + (1.0 - w[0] - w[1]) * linear
+
     cands = [(i, t - i) for t in range(100, -1, -1) for i in range(t, -1, -1)]
     W = np.array(cands, np.float64) / 100.0
     if quadratic:  # mean((sum_g a_g (P_g - L) + L - Y)^2 * sc^2): a quadratic form in a
@@ -120,11 +124,9 @@ def _simplex_minimum(parts, linear, Y, sc, loss, quadratic):
         b = np.array([d @ r for d in D]) / n
         values = np.einsum("ci,ij,cj->c", W, G, W) + 2.0 * W @ b + (r @ r) / n
     else:
-        values = np.array([loss(w[0] * parts[0] + w[1] * parts[1]
-                                + (1.0 - w[0] - w[1]) * linear) for w in W])
-    c = int(np.argmin(values))
-    w = W[c]
-    return w, loss(w[0] * parts[0] + w[1] * parts[1] + (1.0 - w[0] - w[1]) * linear)
+        values = np.array([loss(mix(w)) for w in W])
+    w = W[int(np.argmin(values))]
+    return w, loss(mix(w))
 
 
 def _choice(name, value, options):
