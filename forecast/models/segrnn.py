@@ -431,9 +431,7 @@ class SegRNNForecaster(Forecaster):
             i = int(np.argmin(losses))
             self.blend_weight_, self.blend_val_loss_ = float(grid[i]), float(losses[i])
             return
-        k = len(self._nets) // n_losses
-        parts = [self._batched_forecast(self._nets[g * k:(g + 1) * k], Xv, chv)
-                 for g in range(n_losses)]
+        parts = self._group_forecasts(self._nets, n_losses, Xv, chv)
         weights, loss = _simplex_minimum(parts, linear, Yv, scv, lambda p: self._loss(
             p, Yv, scv, False, kind)[0], kind == "mse")
         self.loss_weights_ = [float(a) for a in weights]
@@ -536,6 +534,13 @@ class SegRNNForecaster(Forecaster):
                                                   ch[i:i + EVAL_BATCH])
                                for i in range(0, len(Xn), EVAL_BATCH)])
 
+    @classmethod
+    def _group_forecasts(cls, nets, n_groups, Xn, ch) -> list:
+        """A loss ensemble's forecasts, one per loss: the mean of that loss's members
+        (`_fit_arrays` stores them loss by loss)."""
+        k = len(nets) // n_groups
+        return [cls._batched_forecast(nets[g * k:(g + 1) * k], Xn, ch) for g in range(n_groups)]
+
     @staticmethod
     def _mean_forecast(nets, Xn, ch) -> np.ndarray:
         """The members' mean normalised forecast, float64 (one member: its own)."""
@@ -574,10 +579,9 @@ class SegRNNForecaster(Forecaster):
         Xn, off, sc = self._norm(X)
         shares = getattr(self, "loss_weights_", None)
         if shares is not None:  # a loss ensemble's validated weights
-            k = len(nets) // len(shares)
             yhat = (1.0 - sum(shares)) * self._linear(Xn)
-            for g, a in enumerate(shares):
-                yhat = yhat + a * self._batched_forecast(nets[g * k:(g + 1) * k], Xn, ch)
+            for a, part in zip(shares, self._group_forecasts(nets, len(shares), Xn, ch)):
+                yhat = yhat + a * part
             return yhat * sc + off
         yhat = self._batched_forecast(nets, Xn, ch)
         w = getattr(self, "blend_weight_", None)
