@@ -34,7 +34,14 @@ PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False,
                "fusion": False}
 
 
-def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
+#: ``fastmath`` of the kernels compiled with ``contract=True``: only floating-point
+#: contraction (``a * b + c`` may become one fused multiply-add). It changes rounding
+#: (one rounding instead of two), never the order of operations, so results stay
+#: deterministic on a given CPU.
+CONTRACT = True if FASTMATH else {"contract"}
+
+
+def kernel(fn=None, *, parallel: bool = False, inline: bool = False, contract: bool = False):
     """Compile ``fn`` with the project's settings (nopython, cached, optionally parallel).
 
     ``error_model="numpy"``: float division by zero gives inf/nan instead of raising,
@@ -47,7 +54,8 @@ def kernel(fn=None, *, parallel: bool = False, inline: bool = False):
     def wrap(f):
         if DISABLED:
             return f
-        opts = dict(cache=CACHE, fastmath=FASTMATH, nogil=True, error_model="numpy")
+        opts = dict(cache=CACHE, fastmath=CONTRACT if contract else FASTMATH, nogil=True,
+                    error_model="numpy")
         if parallel:
             # prange only: NumPy calls and array expressions stay serial loops (each
             # chunk's work is serial anyway), which saves compiling a gufunc for each
