@@ -61,6 +61,15 @@ ACT_LEAKY_RELU = 2
 # Cody-Waite range reduction, a Taylor polynomial and an exponent built by bit-casting,
 # which LLVM turns into AVX2/AVX-512 code: float32 within 2 ulp of exp, float64 within a
 # few ulp (checked against numpy in tests/test_kernels.py).
+#
+# Every kernel in this file, and these two functions, compile with floating-point
+# contraction only (`_jit.CONTRACT`): a multiply feeding an add may become one fused
+# multiply-add, so the Horner steps and the range reduction take about half the
+# instructions. Measured at kernels.py config b (float32, LSTM 64 units, 2 cores):
+# inference 4.5 -> 3.7 ms a call, the GRU's forward about 10-15 % faster at 32-64
+# units. Contraction changes rounding (one rounding instead of two), never the order of
+# operations: results stay deterministic on a CPU, and a forward and its backward, or
+# `*_forward` and `*_infer`, still agree bit for bit.
 @intrinsic
 def _i32_as_f32(typingctx, v):
     def codegen(context, builder, signature, args):
@@ -82,7 +91,7 @@ def vexp(v):
     return math.exp(min(max(v, -708.0), 708.0))
 
 
-@overload(vexp)
+@overload(vexp, jit_options={"fastmath": _jit.CONTRACT})
 def _vexp_overload(v):
     if v == types.float32:
         def impl32(v):
@@ -130,7 +139,7 @@ def vtanh(v):
     return math.tanh(v)
 
 
-@overload(vtanh)
+@overload(vtanh, jit_options={"fastmath": _jit.CONTRACT})
 def _vtanh_overload(v):
     # tanh(a) = m / (m + 2) with m = expm1(2a), a = |v| (odd by construction): expm1 shares
     # vexp's range reduction 2a = n ln2 + r, expm1(r) = r + r^2 q(r) keeps full relative
@@ -183,26 +192,6 @@ def _vtanh_overload(v):
 
         return impl64
     return None
-
-
-def vexp_fma(v):
-    """`vexp` compiled with floating-point contraction (the LSTM kernels' exp)."""
-    return vexp(v)
-
-
-def vtanh_fma(v):
-    """`vtanh` compiled with floating-point contraction (the LSTM kernels' tanh)."""
-    return vtanh(v)
-
-
-# The same polynomials with ``fastmath={"contract"}``: the Horner steps and the range
-# reduction become fused multiply-adds (one rounding each instead of two), about half
-# the instructions. The LSTM kernels use these throughout (forward, backward, the shared
-# decoder step), so a forward and its backward still agree bit for bit; the GRU and RNN
-# kernels keep `vexp`/`vtanh`, so their results are unchanged. Accuracy: tested like the
-# plain ones (tests/test_kernels.py).
-overload(vexp_fma, jit_options={"fastmath": _jit.CONTRACT})(_vexp_overload)
-overload(vtanh_fma, jit_options={"fastmath": _jit.CONTRACT})(_vtanh_overload)
 
 
 @intrinsic
@@ -279,12 +268,12 @@ def _mm(a, b, c, beta, ta, tb):
 _mm = _mm_python if _jit.DISABLED else kernel(_mm)
 
 
-@kernel
+@kernel(contract=True)
 def _chunk(B, n_chunks, k):
     return (k * B) // n_chunks, ((k + 1) * B) // n_chunks
 
 
-@kernel
+@kernel(contract=True)
 def _put_rows(dst, b0, src):
     """``dst[b0:b0 + len(src)] = src`` for 2-D arrays, as a plain loop: Numba's slice
     assignment compiles a formatted shape-mismatch message (its string machinery takes
@@ -294,7 +283,7 @@ def _put_rows(dst, b0, src):
             dst[b0 + i, j] = src[i, j]
 
 
-@kernel
+@kernel(contract=True)
 def _chunk_rows(a, b0, b1):
     """Copy ``a[:, b0:b1]`` of a time-major ``(T, B, F)`` array into ``(T * nb, F)`` rows."""
     T, F = a.shape[0], a.shape[2]
@@ -307,7 +296,7 @@ def _chunk_rows(a, b0, b1):
     return out
 
 
-@kernel
+@kernel(contract=True)
 def _input_projection(x, b0, b1, w_ihT, G, H):
     """``x[:, b0:b1] @ w_ih.T`` for every step of the chunk, shaped ``(T, nb, G, H)``.
 
@@ -316,7 +305,7 @@ def _input_projection(x, b0, b1, w_ihT, G, H):
     return np.dot(_chunk_rows(x, b0, b1), w_ihT).reshape(x.shape[0], b1 - b0, G, H)
 
 
-@kernel
+@kernel(contract=True)
 def _previous_states(hs, h0, b0, b1):
     """``(T * nb, H)`` rows of the state entering each step (h0 at t = 0)."""
     T, H = hs.shape[0], hs.shape[2]
@@ -332,7 +321,7 @@ def _previous_states(hs, h0, b0, b1):
     return out
 
 
-@kernel
+@kernel(contract=True)
 def _weight_grads(dg, x_rows, hprev_rows, dw_ih, dw_hh, db):
     """One chunk's weight gradients from its gate gradients ``dg (T, nb, G, H)``:
     two GEMMs over all its steps (``None`` skips a side)."""
@@ -349,7 +338,7 @@ def _weight_grads(dg, x_rows, hprev_rows, dw_ih, dw_hh, db):
             db[j] += flat[r, j]
 
 
-@kernel
+@kernel(contract=True)
 def _input_grads(dg, w_ih, dx, b0):
     """Write ``dg @ w_ih`` into ``dx[:, b0:b0 + nb]``."""
     T, nb, G, H = dg.shape
@@ -361,7 +350,7 @@ def _input_grads(dg, w_ih, dx, b0):
                 dx[t, b0 + bb, i] = prod[t * nb + bb, i]
 
 
-@kernel
+@kernel(contract=True)
 def _chunk_workspace(ws, b0, b1, T, G, H):
     """The chunk's ``(T, nb, G, H)`` region of a flat workspace of ``T * B * G * H``
     values (each chunk owns a contiguous block, so chunks never share memory)."""
@@ -369,7 +358,7 @@ def _chunk_workspace(ws, b0, b1, T, G, H):
     return ws[b0 * n:b1 * n].reshape(T, b1 - b0, G, H)
 
 
-@kernel
+@kernel(contract=True)
 def _sum_partials(parts):
     out = parts[0].copy()
     for k in range(1, parts.shape[0]):
@@ -377,7 +366,7 @@ def _sum_partials(parts):
     return out
 
 
-@kernel
+@kernel(contract=True)
 def _carry_valid(dst, src, lengths, b0, t):
     """``dst[bb] = src[bb]`` for the chunk's samples still valid at step ``t``."""
     for bb in range(dst.shape[0]):
@@ -390,7 +379,7 @@ _TINY32 = 2.0 ** -100  # flush threshold (float32 normals reach 2 ** -126; see _
 _TINY64 = 2.0 ** -900  # (float64 normals reach 2 ** -1022)
 
 
-@kernel(inline=True)
+@kernel(inline=True, contract=True)
 def _flush(v, tiny, zero):
     """``v``, or zero when ``|v|`` is below ``tiny`` (``_TINY32`` = 2**-100, ``_TINY64`` =
     2**-900: far below any gradient that moves a weight, well above the subnormals).
@@ -408,7 +397,7 @@ def _flush(v, tiny, zero):
 
 
 # ----------------------------------------------------------------------------- Elman RNN
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs):
     """Elman RNN layer: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``.
 
@@ -455,7 +444,7 @@ def rnn_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, act, slope, n_chunks, hs
     return hs, h_n
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks, dx, ws):
     """BPTT through an Elman RNN layer.
 
@@ -510,7 +499,7 @@ def rnn_backward(x, lengths, h0, w_ih, w_hh, hs, dhs, dh_n, act, slope, n_chunks
 
 
 # ----------------------------------------------------------------------------- LSTM
-@kernel
+@kernel(contract=True)
 def _concat_weights(w_ih, w_hh):
     """``[w_ih | w_hh]`` shaped ``(G*H, I + H)``: one product per step covers both inputs."""
     GH, I = w_ih.shape
@@ -532,27 +521,26 @@ def _lstm_cell(g, bias, c, h):
     by `lstm_forward` (``g`` a row of its cache) and `lstm_infer` (a scratch row), so
     both compute the same bits.
 
-    Two loops over the units, compiled with contraction (`vexp_fma`, `vtanh_fma`, and
-    ``f * c + i * g`` as fused multiply-adds): at kernels.py config b this took LSTM
-    inference from about 4.5 to 3.7 ms a call against the former seven loops without
-    contraction (each loop re-read its operands)."""
+    Two loops over the units (the former seven each re-read their operands), with
+    ``f * c + i * g`` and the polynomials as fused multiply-adds (see the helpers' note:
+    together about 4.5 -> 3.7 ms a call at kernels.py config b)."""
     H = c.shape[0]
     one = g.dtype.type(1.0)
     for j in range(H):
-        gi = one / (one + vexp_fma(-(g[0, j] + bias[0, j])))
-        gf = one / (one + vexp_fma(-(g[1, j] + bias[1, j])))
-        gg = vtanh_fma(g[2, j] + bias[2, j])
+        gi = one / (one + vexp(-(g[0, j] + bias[0, j])))
+        gf = one / (one + vexp(-(g[1, j] + bias[1, j])))
+        gg = vtanh(g[2, j] + bias[2, j])
         g[0, j] = gi
         g[1, j] = gf
         g[2, j] = gg
         c[j] = gf * c[j] + gi * gg
     for j in range(H):
-        go = one / (one + vexp_fma(-(g[3, j] + bias[3, j])))
+        go = one / (one + vexp(-(g[3, j] + bias[3, j])))
         g[3, j] = go
-        h[j] = go * vtanh_fma(c[j])
+        h[j] = go * vtanh(c[j])
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates, cs):
     """LSTM layer (PyTorch equations, gates ``i, f, g, o``).
 
@@ -603,7 +591,7 @@ def lstm_forward(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, gates
     return hs, h_n, c_n, gates, cs
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def lstm_infer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
     """`lstm_forward` without the training cache: returns ``(hs, h_n, c_n)``.
 
@@ -655,7 +643,7 @@ def lstm_infer(x, lengths, h0, c0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
 BLOCK_STEPS = 16  # steps per weight-gradient product in backward (see lstm_backward)
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n, n_chunks,
                   dx, ws):
     """BPTT through an LSTM layer.
@@ -718,7 +706,7 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
                         for j in range(H):
                             dh[bb, j] += dhs[t, b, j]
                         for j in range(H):
-                            tc[j] = vtanh_fma(cs[t, b, j])
+                            tc[j] = vtanh(cs[t, b, j])
                         for j in range(H):
                             o = gates[t, b, 3, j]
                             dg4[r, 3, j] = _flush(dh[bb, j] * tc[j] * o * (one - o), tiny, zero)
@@ -760,7 +748,7 @@ def lstm_backward(x, lengths, h0, c0, w_ih, w_hh, hs, gates, cs, dhs, dh_n, dc_n
 # ----------------------------------------------------------------------------- GRU
 
 
-@kernel
+@kernel(contract=True)
 def _block_rows(x, b0, b1, t0, n, out):
     """Copy ``x[t0:t0 + n, b0:b1]`` of a time-major ``(T, B, F)`` array into the first
     ``n * nb`` rows of ``out``."""
@@ -772,7 +760,7 @@ def _block_rows(x, b0, b1, t0, n, out):
                 out[s * nb + bb, j] = x[t0 + s, b0 + bb, j]
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     """GRU layer (PyTorch equations, gates ``r, z, n``):
 
@@ -835,7 +823,7 @@ def gru_forward(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs, cache):
     return hs, h_n, cache
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def gru_infer(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
     """`gru_forward` without the training cache: returns ``(hs, h_n)``.
 
@@ -895,7 +883,7 @@ def gru_infer(x, lengths, h0, w_ih, w_hh, b_ih, b_hh, n_chunks, hs):
     return hs, h_n
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx, ws, ws2):
     """BPTT through a GRU layer. Returns ``(dx, dh0, dw_ih, dw_hh, db_ih, db_hh)``.
 
@@ -1008,7 +996,7 @@ def gru_backward(x, lengths, h0, w_ih, w_hh, hs, cache, dhs, dh_n, n_chunks, dx,
 # so every weight and state gradient needs products over ``N`` rows only. Rows never
 # interact, so the chunking changes no bits.
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def gru_shared_step(P, Q, channels, gh, h, n_chunks, out, cache):
     """GRU step: ``out (N, m, H)``, ``cache (N, m, 3, H)`` = ``r, z, n``."""
     N, m, H = out.shape
@@ -1032,7 +1020,7 @@ def gru_shared_step(P, Q, channels, gh, h, n_chunks, out, cache):
     return out, cache
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def gru_shared_step_backward(dout, cache, gh, h, n_chunks, dgi, dgh, dh):
     """Backward of `gru_shared_step`: ``dgi (N, m, 3H)`` the input-side gate gradients,
     ``dgh (N, 3H)`` the recurrent side summed over the segments, ``dh (N, H)`` the direct
@@ -1068,8 +1056,7 @@ def gru_shared_step_backward(dout, cache, gh, h, n_chunks, dgi, dgh, dh):
 @kernel(parallel=True, contract=True)
 def lstm_shared_step(P, Q, channels, gh, c0, n_chunks, out, cache):
     """LSTM step from states ``(h, c0)`` (``gh`` holds ``h``'s product): ``out (N, m, H)``
-    the new hidden states, ``cache (N, m, 5, H)`` = ``i, f, g, o, tanh(c')``. The same
-    functions and contraction as `_lstm_cell`."""
+    the new hidden states, ``cache (N, m, 5, H)`` = ``i, f, g, o, tanh(c')``."""
     N, m, H = out.shape
     one = P.dtype.type(1.0)
     for k in prange(n_chunks):
@@ -1079,20 +1066,20 @@ def lstm_shared_step(P, Q, channels, gh, c0, n_chunks, out, cache):
             for j in range(m):
                 for q in (0, 1, 3):
                     for u in range(H):
-                        cache[i, j, q, u] = one / (one + vexp_fma(
+                        cache[i, j, q, u] = one / (one + vexp(
                             -(P[j, q * H + u] + Q[c, q * H + u] + gh[i, q * H + u])))
                 for u in range(H):
-                    cache[i, j, 2, u] = vtanh_fma(P[j, 2 * H + u] + Q[c, 2 * H + u]
+                    cache[i, j, 2, u] = vtanh(P[j, 2 * H + u] + Q[c, 2 * H + u]
                                                   + gh[i, 2 * H + u])
                 for u in range(H):
-                    cache[i, j, 4, u] = vtanh_fma(cache[i, j, 1, u] * c0[i, u]
+                    cache[i, j, 4, u] = vtanh(cache[i, j, 1, u] * c0[i, u]
                                                   + cache[i, j, 0, u] * cache[i, j, 2, u])
                 for u in range(H):
                     out[i, j, u] = cache[i, j, 3, u] * cache[i, j, 4, u]
     return out, cache
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def lstm_shared_step_backward(dout, cache, c0, n_chunks, dg, dgs, dc):
     """Backward of `lstm_shared_step`: ``dg (N, m, 4H)`` the gate gradients (input and
     recurrent side are the same for an LSTM), ``dgs (N, 4H)`` their sum over the
@@ -1132,7 +1119,7 @@ def lstm_shared_step_backward(dout, cache, c0, n_chunks, dg, dgs, dc):
     return dg, dgs, dc
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def rnn_shared_step(P, Q, channels, gh, n_chunks, out):
     """Elman step with tanh: ``out (N, m, H)`` (its own cache)."""
     N, m, H = out.shape
@@ -1146,7 +1133,7 @@ def rnn_shared_step(P, Q, channels, gh, n_chunks, out):
     return out
 
 
-@kernel(parallel=True)
+@kernel(parallel=True, contract=True)
 def rnn_shared_step_backward(dout, out, n_chunks, dg, dgs):
     """Backward of `rnn_shared_step`: ``dg (N, m, H)``, ``dgs (N, H)`` summed over segments."""
     N, m, H = dout.shape
