@@ -171,6 +171,18 @@ class SeqNet:
         parts = [pos] if F is None else [pos, F]
         return np.ascontiguousarray(np.concatenate(parts, axis=2), dtype=self.dtype)
 
+    def encoder_silent(self) -> bool:
+        """True when the encoder's state cannot reach any output: a ``direct`` or
+        ``recursive`` head whose recurrent weights ``W`` are all zero and no direction
+        head. That is the linear start (`set_linear_start`) before training moves ``W``,
+        and a fit whose early stopping kept it. A prediction then skips the encoder:
+        ``0 @ h_T`` is zero for every finite state (a GRU's or LSTM's is bounded), so the
+        forecasts are the same numbers as through the encoder (tested), for a fraction
+        of the work."""
+        c = self.cfg
+        return (c.strategy in ("direct", "recursive") and not c.direction
+                and not self.views()["W"].any())
+
     def forward(self, x, F=None, hw=None, keep_cache=True):
         """``x (B, T, n_input)``, ``F (B, horizon, K)``, ``hw (B, A)`` the highway inputs.
         Returns ``(out (B, steps_out, Q), logits (B, 3) or None, cache)``;
@@ -179,8 +191,12 @@ class SeqNet:
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
         B = x.shape[0]
-        final, ecache = self.enc.forward_final(x, keep_cache=keep_cache)
-        hT = self._top(final)
+        if not keep_cache and self.encoder_silent():
+            final, ecache = None, None
+            hT = np.zeros((B, c.n_hidden), self.dtype)
+        else:
+            final, ecache = self.enc.forward_final(x, keep_cache=keep_cache)
+            hT = self._top(final)
         cache = {"ecache": ecache, "hT": hT, "final": final, "B": B}
         Q = c.n_quantiles
         if c.strategy == "direct":
@@ -270,11 +286,12 @@ class SeqNet:
         c = self.cfg
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        state, _ = self.enc.forward_final(x, keep_cache=False)
+        silent = self.encoder_silent()  # see `forward`
+        state = None if silent else self.enc.forward_final(x, keep_cache=False)[0]
         hw = None if hw is None else np.array(hw, dtype=self.dtype)
         outs = []
         for k in range(steps):
-            hT = self._top(state)
+            hT = np.zeros((len(x), c.n_hidden), self.dtype) if silent else self._top(state)
             raw = hT @ v["W"].T + v["b"]
             if c.n_known:
                 raw = raw + F[:, k].astype(self.dtype) @ v["Wk"].T
@@ -286,7 +303,8 @@ class SeqNet:
             point = out[:, 0, c.median_index]
             if k + 1 < steps:
                 nxt = np.ascontiguousarray(feed(k, point)[:, None, :], dtype=self.dtype)
-                state, _ = self.enc.forward_final(nxt, state=state, keep_cache=False)
+                if not silent:
+                    state, _ = self.enc.forward_final(nxt, state=state, keep_cache=False)
                 if c.highway:  # shift the lags; the level (last, if any) stays
                     A = c.highway
                     hw = np.concatenate([hw[:, 1:A], point[:, None], hw[:, A:]], axis=1)

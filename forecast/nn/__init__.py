@@ -287,7 +287,8 @@ class RecurrentNet:
         traffic)."""
         B = x.shape[1]
         state = self._initial_state(state, B)
-        nch = n_chunks(B, self.n_hidden) if keep_cache else n_infer_chunks(B)
+        nch = (n_chunks(B, self.n_hidden) if keep_cache
+               else n_infer_chunks(B, self.n_hidden, self.cell))
         act = ACTIVATIONS[self.activation]
         pin_kernel_blas()
         with threads_for(nch):

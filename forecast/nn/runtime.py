@@ -12,7 +12,7 @@ import numpy as np
 
 from forecast.errors import ConfigError
 
-__all__ = ["Adam", "CHUNK_ROWS", "INFER_CHUNK_ROWS", "MAX_CHUNKS", "MIN_CHUNK_ROWS", "n_chunks",
+__all__ = ["Adam", "CHUNK_ROWS", "GRU_INFER_CHUNK_ROWS", "INFER_CHUNK_ROWS", "MAX_CHUNKS", "MIN_CHUNK_ROWS", "n_chunks",
            "n_infer_chunks", "stack_layers", "BufferPool",
            "threads_for", "pin_kernel_blas"]
 
@@ -20,6 +20,7 @@ CHUNK_ROWS = 32  # target samples per parallel chunk (see n_chunks; 32 beat 16 o
 MAX_CHUNKS = 16
 MIN_CHUNK_ROWS = 16  # fewest rows of a chunk when a batch is split below CHUNK_ROWS
 INFER_CHUNK_ROWS = 128  # target rows per chunk of a prediction-only pass (n_infer_chunks)
+GRU_INFER_CHUNK_ROWS = 64  # the same for a GRU narrower than WIDE_HIDDEN
 WIDE_HIDDEN = 128  # from this many hidden units, training chunks are WIDE_CHUNK_ROWS rows
 WIDE_CHUNK_ROWS = 128
 
@@ -81,16 +82,26 @@ def n_chunks(batch: int, n_hidden: int = 0) -> int:
     return int(max(1, min(MAX_CHUNKS, n)))
 
 
-def n_infer_chunks(batch: int) -> int:
+def n_infer_chunks(batch: int, n_hidden: int = 0, cell: str = "") -> int:
     """Chunks of a prediction-only pass (no cache for backward): fewer and larger than
     training's, about INFER_CHUNK_ROWS rows each but never fewer than two when training
     would split the batch. Each step's product packs the whole weight matrix, once per
     chunk; a training chunk amortises that over the backward pass's work too, a
     prediction chunk only over its own rows. At config c (256 rows, LSTM 128 x 2)
-    two chunks of 128 rows predicted 1,290 windows/s against 870 with eight of 32. Rows
-    never interact in a forward pass, so the chunking does not change any row's bits
-    (tested), and it is a function of the batch size only."""
-    return int(min(n_chunks(batch), max(2, batch // INFER_CHUNK_ROWS)))
+    two chunks of 128 rows predicted 1,290 windows/s against 870 with eight of 32.
+
+    A GRU narrower than WIDE_HIDDEN takes chunks of GRU_INFER_CHUNK_ROWS (64) instead:
+    its step product ``(rows, H) @ (H, 3H)`` ran at about 180 GFLOP/s up to 64 rows and
+    125 from 96 rows up in OpenBLAS (SkylakeX kernels, one thread), and scoring 1,024
+    windows of 336 steps with a 64-unit GRU took 51 ms in chunks of 64 rows against
+    64 ms in chunks of 128. The LSTM's ``(rows, H) @ (H, 4H)`` showed no such rule, and
+    a 32-unit GRU was level at every chunk size (`benchmarks/RESULTS.md`, session 13).
+
+    Rows never interact in a forward pass, so the chunking does not change any row's
+    bits beyond the BLAS's row-count-dependent rounding (tested), and it is a function
+    of the batch size and the layer only, never of the thread count."""
+    rows = GRU_INFER_CHUNK_ROWS if cell == "gru" and n_hidden < WIDE_HIDDEN else INFER_CHUNK_ROWS
+    return int(min(n_chunks(batch), max(2, batch // rows)))
 
 
 class BufferPool:
