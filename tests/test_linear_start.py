@@ -112,6 +112,42 @@ def test_the_network_at_its_linear_start_is_the_linear_model(strategy, quantiles
     np.testing.assert_allclose(median, linear, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("strategy", ["direct", "recursive"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_a_silent_encoder_is_skipped_with_the_same_forecasts(strategy, cell, monkeypatch):
+    """At the linear start the recurrent head weights are zero, so the encoder's state
+    cannot reach a forecast: prediction skips it (`SeqNet.encoder_silent`). The
+    forecasts must be the same bits as through the encoder, in one step and rolled
+    out; once ``W`` moves, the encoder runs again."""
+    rng = np.random.default_rng(2)
+    B, T, A, H = 30, 12, 6, 5
+    cfg = NetConfig(cell, 1, 7, 2, H, 0, strategy, 1, 0, A, dtype="float32")
+    net = SeqNet(cfg, 3)
+    x = rng.normal(size=(B, T, 1)).astype(np.float32)
+    hw = x[:, -A:, 0].astype(np.float64)
+    start = fit_linear_start(hw, np.zeros(B), None, rng.normal(size=(B, H if strategy == "direct" else 1)))
+    set_linear_start(net.views(), start, A, 1, strategy)
+    assert net.encoder_silent()
+    calls = []
+    real = net.enc.forward_final
+    monkeypatch.setattr(net.enc, "forward_final", lambda *a, **k: calls.append(1) or real(*a, **k))
+    through = net.forward(x, None, hw, keep_cache=True)[0]  # training's path runs the encoder
+    assert calls
+    calls.clear()
+    skipped = net.forward(x, None, hw, keep_cache=False)[0]
+    assert not calls
+    np.testing.assert_array_equal(skipped, through)
+    feed = lambda k, point: np.asarray(point, np.float32)[:, None]  # noqa: E731
+    rolled = net.rollout(x, None, hw, 4, feed)
+    assert not calls
+    with monkeypatch.context() as m:  # the same rollout through the encoder
+        m.setattr(net, "encoder_silent", lambda: False)
+        np.testing.assert_array_equal(net.rollout(x, None, hw, 4, feed), rolled)
+    assert calls
+    net.views()["W"][0, 0] = 1e-3  # a trained head: the encoder matters again
+    assert not net.encoder_silent()
+
+
 def test_a_fitted_model_records_its_linear_start_and_round_trips(tmp_path):
     from forecast import datasets, io
 
