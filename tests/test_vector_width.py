@@ -55,7 +55,7 @@ np.savez(sys.argv[1], **out)
 def _run(path: Path, wide: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, FORECAST_NUMBA_WIDE_VECTORS=wide,
                PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
-    if env.get("NUMBA_CPU_FEATURES") == jit.WIDE_VECTOR_FEATURES:
+    if jit.WIDE_VECTOR_FEATURES is not None and env.get("NUMBA_CPU_FEATURES") == jit.WIDE_VECTOR_FEATURES:
         del env["NUMBA_CPU_FEATURES"]  # set by this process's import, not by the user
     return subprocess.run([sys.executable, "-c", CASE, str(path)], env=env, cwd=ROOT,
                           capture_output=True, text=True, timeout=600)
