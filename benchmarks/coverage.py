@@ -28,6 +28,7 @@ CASES = [("seattle-weather", "temp_max", 7, None), ("seattle-weather", "temp_min
 VARIANTS = {
     "current": {},
     "whole-tail": {"MAX_SERIES_WINDOWS": 10**9},
+    "no-seasonal": {"SEASONAL_VOLATILITY": False},  # the trailing volatility alone (before session 13)
 }
 BANDS = {80: (0.75, 0.85), 95: (0.91, 0.98)}
 

@@ -8,7 +8,8 @@ import pytest
 from forecast import datasets
 from forecast.backtest import BacktestConfig, backtest
 from forecast.models import Drift, LinearLags, Naive, RNNForecaster, SeasonalNaive, model_from_state
-from forecast.models.intervals import volatility
+from forecast.data import Frequency
+from forecast.models.intervals import seasonal_ratio, volatility, year_steps
 
 
 def two_series(n=600, seed=0):
@@ -84,6 +85,105 @@ def test_local_volatility_reads_only_rows_before_the_origin():
     v = volatility(y, bounds, np.array([0, 0, 1]), np.array([4, 2, 8]), window=2)
     np.testing.assert_allclose(v, [2.5, 1.0, 2.0])  # |6-3|,|3-1| ; |1-0| ; |2-0|,|4-2|
     assert np.isnan(volatility(y, bounds, np.array([1]), np.array([6]), None))[0]
+
+
+def test_year_steps_only_for_clock_grids_of_a_day_or_less():
+    assert year_steps(Frequency("D")) == 365.25
+    assert year_steps(Frequency("h")) == 8766.0
+    assert year_steps(Frequency("15min")) == 35064.0
+    for alias in ("B", "XNYS", "W-MON", "MS"):
+        assert year_steps(Frequency(alias)) is None, alias
+
+
+def _seasonal_walk(years=10, seed=0):
+    """A daily random walk whose step size follows the year: ``exp(-cos)``, from 0.37
+    on 1 January to 2.7 in July (a 7-fold swing, as in a continental climate's
+    temperatures)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(365.25 * years))
+    return np.cumsum(np.exp(-np.cos(2 * np.pi * t / 365.25)) * rng.standard_normal(len(t)))
+
+
+def test_seasonal_ratio_anticipates_the_volatile_season():
+    spring = int(365.25 * 9 + 91 - 4)  # volatility rising through the next weeks
+    autumn = int(365.25 * 9 + 274 - 4)  # falling
+    for seed in range(3):
+        y = _seasonal_walk(seed=seed)
+        r = seasonal_ratio(y, np.array([0, len(y)]), np.zeros(2, np.int64),
+                           np.array([spring, autumn]), 20, 365.25, 7)
+        assert r[0] > 1.1 and r[1] < 0.9, (seed, r)
+    rng = np.random.default_rng(1)
+    flat = np.cumsum(rng.standard_normal(len(y)))
+    r_flat = seasonal_ratio(flat, np.array([0, len(y)]), np.zeros(2, np.int64),
+                            np.array([spring, autumn]), 20, 365.25, 7)
+    np.testing.assert_allclose(r_flat, 1.0, atol=0.12)
+
+
+def test_seasonal_ratio_reads_only_the_past_and_needs_a_year():
+    y = _seasonal_walk()
+    bounds = np.array([0, len(y)])
+    o = np.array([400, 1500])
+    r = seasonal_ratio(y, bounds, np.zeros(2, np.int64), o, 20, 365.25, 7)
+    z = y.copy()
+    z[400:] = 1e6 * np.random.default_rng(2).standard_normal(len(y) - 400)
+    r2 = seasonal_ratio(z, bounds, np.zeros(2, np.int64), o, 20, 365.25, 7)
+    assert r2[0] == r[0]  # the first origin reads rows before 400 only
+    assert r2[1] != r[1]
+    np.testing.assert_array_equal(
+        seasonal_ratio(y, bounds, np.zeros(3, np.int64), np.array([100, 300, 385]), 20, 365.25, 7),
+        1.0)  # less than a year and a window before the origin: no cycle fits
+
+
+def test_seasonal_volatility_evens_coverage_across_the_year():
+    """On series whose volatility follows the year, the trailing volatility alone
+    under-covers while it rises (spring) and over-covers while it falls (autumn); scaled
+    by `seasonal_ratio`, the naive model's 80 % intervals cover about as often in both.
+    Four years of weekly folds on each of three series."""
+    from forecast.models import intervals
+
+    cfg = BacktestConfig(horizon=7, n_folds=208, step=7, refit_every=52)
+    gap, cover = {True: [], False: []}, {True: [], False: []}
+    for seed in range(3):
+        y = _seasonal_walk(seed=seed)
+        frame = pd.DataFrame({"ds": pd.date_range("2001-01-01", periods=len(y), freq="D"),
+                              "y": y})
+        for on in (True, False):
+            saved, intervals.SEASONAL_VOLATILITY = intervals.SEASONAL_VOLATILITY, on
+            try:
+                f = backtest({"naive": Naive()}, frame, cfg).forecasts
+            finally:
+                intervals.SEASONAL_VOLATILITY = saved
+            f = f[f.model == "naive"]
+            cov = (f.y >= f.yhat_lower_80) & (f.y <= f.yhat_upper_80)
+            month = pd.to_datetime(f.cutoff).dt.month
+            rising, falling = cov[month.isin([3, 4, 5])].mean(), cov[month.isin([9, 10, 11])].mean()
+            gap[on].append(falling - rising)
+            cover[on] += [rising, falling]
+    off, on = np.mean(gap[False]), np.mean(gap[True])
+    assert off > 0.12, gap  # the trailing volatility alone: a lopsided year
+    assert abs(on) < off / 3, gap
+    assert 0.74 <= min(cover[True]) and max(cover[True]) <= 0.86, cover
+
+
+def test_the_model_file_records_the_volatility_period(tmp_path):
+    """Daily weather calibrates with the yearly period, trading days without; a saved
+    model's intervals are the fitted one's, and a file written before the period
+    (no ``volatility_period``) predicts with the trailing volatility alone."""
+    from forecast import io
+
+    data = datasets.load("seattle-weather", target="temp_max")
+    weather = Naive(horizon=7).fit(data)
+    assert weather.calibration_["volatility_period"] == 365.25
+    price = Naive(horizon=5).fit(datasets.load("aapl", target="Close"))
+    assert price.calibration_["volatility_period"] is None
+    back = io.load_model(io.save_model(tmp_path / "w.npz", weather, None, name="naive")).model
+    pd.testing.assert_frame_equal(back.predict(), weather.predict())
+    meta, arrays = weather.to_state()
+    del meta["fitted"]["calibration_"]["volatility_period"]
+    old = model_from_state(meta, arrays)  # from new data: the trailing volatility alone
+    assert not np.allclose(old.predict(data)["yhat_upper_80"], weather.predict(data)["yhat_upper_80"])
+    np.testing.assert_array_equal(weather.predict(data)["yhat_upper_80"],
+                                  weather.predict()["yhat_upper_80"])
 
 
 def test_old_model_states_with_one_radius_still_predict():

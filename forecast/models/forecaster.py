@@ -30,7 +30,9 @@ from forecast.models.intervals import (
     check_levels,
     conformal_radii,
     interval_columns,
+    local_volatility,
     volatility,
+    volatility_period,
 )
 from forecast.transforms import (CALENDAR_FEATURES, SeriesScaler, add_calendar_features,
                                  calendar_features)
@@ -278,6 +280,13 @@ class Forecaster(BaseForecaster, abc.ABC):
     def _volatility_window(self) -> int:
         return int((self.calibration_ or {}).get("volatility_window") or 20)
 
+    def _local_volatility(self, y, bounds, series, origins) -> np.ndarray:
+        """`local_volatility` with the window and the seasonal period the model was
+        calibrated with (files written before the period have none)."""
+        period = (self.calibration_ or {}).get("volatility_period")
+        return local_volatility(y, bounds, series, origins, self._volatility_window(),
+                                float(period) if period else None, self.horizon_)
+
     # ---- data level ----------------------------------------------------------------------
     def _design(self, dataset: Dataset, fitting: bool) -> Design:
         calendar = self._calendar(dataset.freq) if fitting else tuple(self.calendar_ or ())
@@ -348,11 +357,11 @@ class Forecaster(BaseForecaster, abc.ABC):
         self.history_ = np.stack([values[int(e) - lookback:int(e)] for e in b])
         self._fit_arrays(train, val if self._validation_fraction() > 0 else None)
         self.fitted_ = True
-        self._calibrate_series(design, train, val, n_val, ds.freq.season_length)
+        self._calibrate_series(design, train, val, n_val, ds.freq)
         return self
 
     def _calibrate_series(self, design: Design, train: Batch, val: Batch | None, n_val,
-                          season) -> None:
+                          freq: Frequency) -> None:
         """Per-series conformal radii from each series' held-out tail (see
         `forecast.models.intervals.calibrate_series`)."""
         self.conformal_radius_ = self.conformal_pooled_ = None
@@ -363,7 +372,8 @@ class Forecaster(BaseForecaster, abc.ABC):
         y = design.values[:, 0]
         bounds = design.bounds
         S = len(bounds) - 1
-        window = volatility_window(season)
+        window = volatility_window(freq.season_length)
+        period = volatility_period(freq)
         cal, source = val, "held-out tail"
         if cal is None or len(cal) == 0:
             cal, source = train, "training windows (the series are too short for a tail)"
@@ -379,15 +389,17 @@ class Forecaster(BaseForecaster, abc.ABC):
         fit_end = bounds[1:] - np.asarray(n_val, np.int64)
         gvol = volatility(y, bounds, np.arange(S), np.maximum(fit_end, bounds[:-1] + 2), None)
         gvol = np.where(np.isfinite(gvol) & (gvol > 0), gvol, 1.0)
-        local = volatility(y, bounds, cal.series, origins, window)
+        local = local_volatility(y, bounds, cal.series, origins, window, period, self.horizon_)
         calib = calibrate_series(residuals, cal.series, origins, gvol, local, S, self.levels_)
         self.conformal_radius_, self.conformal_pooled_ = calib.radius, calib.pooled
         self.series_vol_ = gvol
-        last = volatility(y, bounds, np.arange(S), bounds[1:], window)
+        last = local_volatility(y, bounds, np.arange(S), bounds[1:], window, period,
+                                self.horizon_)
         self.last_vol_ = np.where(np.isfinite(last), last, gvol)
         self.interval_mode_ = calib.mode
         self.calibration_ = {"method": "split-conformal per series", "source": source,
                              "volatility": calib.mode, "volatility_window": window,
+                             "volatility_period": period,
                              "windows": [int(c) for c in calib.counts],
                              "pooled": [self.ids_[i] for i in np.flatnonzero(calib.uses_pooled)]}
 
@@ -467,8 +479,7 @@ class Forecaster(BaseForecaster, abc.ABC):
         if levels:
             series = np.asarray(series, np.int64)
             y = design.values[:, 0]
-            w = self._volatility_window()
-            local = volatility(y, design.bounds, series, starts, w)
+            local = self._local_volatility(y, design.bounds, series, starts)
             gdata = volatility(y, design.bounds, series, starts, None)
             radius = self._series_radius([design.ids[i] for i in series], local, gdata, scale)
         return self._run(self._to_model(X, loc, scale), F, loc, scale, levels, radius)
@@ -512,7 +523,7 @@ class Forecaster(BaseForecaster, abc.ABC):
                 last.append(design.ds[b - 1])
             raw = np.stack(windows)
             y, S = design.values[:, 0], np.arange(len(ids))
-            local = volatility(y, design.bounds, S, design.bounds[1:], self._volatility_window())
+            local = self._local_volatility(y, design.bounds, S, design.bounds[1:])
             gdata = volatility(y, design.bounds, S, design.bounds[1:], None)
         future_idx = [freq.future(t, self.horizon_) for t in last]
         loc, scale = self._series_params(ids)

@@ -19,21 +19,33 @@ later half of the calibration windows. On the bundled stock and weather series t
 mode covered better than the global one or that choice (backtests of 40 folds), so it is
 the default. A series with too few calibration windows uses the
 scores of every series pooled (they are in scaled units, so pooling is fair).
+
+On a clock grid of a day or less (daily, hourly: weather, energy), the local volatility
+is also scaled by `seasonal_ratio`: how much more the series moved around the forecast
+steps than in the trailing window, at the same time of year in the years before the
+origin. A trailing window lags the season, so without it intervals were too narrow
+while volatility rose (spring) and too wide while it fell (autumn). Trading-day, weekly
+and monthly grids keep the trailing volatility alone.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from forecast.errors import ConfigError, DataError
 
 __all__ = ["check_levels", "conformal_radii", "quantiles_for_levels", "interval_columns",
            "non_crossing", "volatility", "calibrate_series", "interval_score", "Calibration",
-           "MIN_SERIES_WINDOWS", "MAX_SERIES_WINDOWS", "LOCAL_FLOOR"]
+           "MIN_SERIES_WINDOWS", "MAX_SERIES_WINDOWS", "LOCAL_FLOOR", "seasonal_ratio",
+           "year_steps", "volatility_period", "local_volatility", "SEASONAL_VOLATILITY"]
 
 MIN_SERIES_WINDOWS = 40  # fewer held-out windows: the series uses the pooled scores
 MAX_SERIES_WINDOWS = 500  # most recent held-out windows of a series used to calibrate
 LOCAL_FLOOR = 0.1  # local volatility never below this share of the series' global one
+SEASONAL_CYCLES = 10  # most past years `seasonal_ratio` reads
+SEASONAL_CLIP = 4.0  # `seasonal_ratio` stays within [1 / SEASONAL_CLIP, SEASONAL_CLIP]
+SEASONAL_VOLATILITY = True  # scale the local volatility by `seasonal_ratio` on clock grids
 
 
 def check_levels(levels) -> tuple[float, ...]:
@@ -107,6 +119,89 @@ def volatility(y: np.ndarray, bounds: np.ndarray, series: np.ndarray, origins: n
         with np.errstate(invalid="ignore", divide="ignore"):
             out[k] = np.where(cnt > 0, (csum[hi] - csum[lo]) / np.maximum(cnt, 1), np.nan)
     return out
+
+
+def year_steps(freq) -> float | None:
+    """Steps in a year (365.25 days) of a clock grid of at most a day (``D``, ``h``,
+    ``15min``, ...), the period over which weather and other physical series change their
+    volatility; None for every other grid (trading days, weeks, months), where
+    `seasonal_ratio` is not used."""
+    step = freq.step
+    if step is None or step > pd.Timedelta(days=1) or step <= pd.Timedelta(0):
+        return None
+    return float(pd.Timedelta(days=365.25) / step)
+
+
+def seasonal_ratio(y: np.ndarray, bounds: np.ndarray, series: np.ndarray, origins: np.ndarray,
+                   window: int, period: float, horizon: int = 1,
+                   max_cycles: int = SEASONAL_CYCLES, clip: float = SEASONAL_CLIP) -> np.ndarray:
+    """How much more (or less) a series moved around the forecast steps than in the
+    ``window`` steps before the origin, in the years before the origin: the factor that
+    turns the trailing `volatility` at an origin into an estimate for the steps ahead.
+    A trailing window lags a seasonal change of volatility (Melbourne's daily maxima
+    swing three times as much in summer as in winter), so intervals were too narrow
+    while volatility rose and too wide while it fell.
+
+    For cycle ``c = 1 ..`` `max_cycles` the origin's phase ``c`` years back is
+    ``p = origin - round(c * period)``. The "behind" window is the ``window`` rows
+    before ``p``, as `volatility` reads them; the "ahead" window has the same length,
+    centred on the ``horizon`` forecast steps from ``p``, so the two centres lie as far
+    apart as those of the trailing window and the forecast. Their mean absolute one-step
+    changes are summed over every cycle whose windows lie wholly inside the series and
+    before the origin. Returns the ratio of the two means, clipped to ``[1 / clip,
+    clip]``; 1 where no cycle fits (less than a year and a window of history) or a mean
+    is zero."""
+    y = np.asarray(y, dtype=np.float64)
+    bounds = np.asarray(bounds, np.int64)
+    series = np.asarray(series, np.int64)
+    origins = np.asarray(origins, np.int64)
+    out = np.ones(len(origins))
+    w = int(window)
+    lead = int(round((int(horizon) - w) / 2))  # first row of the ahead window, from p
+    for i in np.unique(series):
+        a, b = bounds[i], bounds[i + 1]
+        d = np.abs(np.diff(y[a:b]))  # d[j]: the change into row a + j + 1
+        ok = np.isfinite(d)
+        csum = np.concatenate([[0.0], np.cumsum(np.where(ok, d, 0.0))])
+        ccnt = np.concatenate([[0], np.cumsum(ok)])
+        k = np.flatnonzero(series == i)
+        o = origins[k] - a  # rows before the origin: 0 .. o - 1, changes d[0 .. o - 2]
+        ahead_s, ahead_n = np.zeros(len(k)), np.zeros(len(k))
+        back_s, back_n = np.zeros(len(k)), np.zeros(len(k))
+        for c in range(1, max_cycles + 1):
+            p = o - int(round(c * period))
+            b0, b1 = p - w - 1, p - 1  # d indices of the rows [p - w, p)
+            a0, a1 = p + lead - 1, p + lead + w - 1  # of the rows [p + lead, p + lead + w)
+            fits = (b0 >= 0) & (a0 >= 0) & (a1 <= o - 1) & (a1 <= len(d))
+            if not fits.any():
+                continue
+            b0, b1, a0, a1 = (np.where(fits, v, 0) for v in (b0, b1, a0, a1))
+            ahead_s += np.where(fits, csum[a1] - csum[a0], 0.0)
+            ahead_n += np.where(fits, ccnt[a1] - ccnt[a0], 0)
+            back_s += np.where(fits, csum[b1] - csum[b0], 0.0)
+            back_n += np.where(fits, ccnt[b1] - ccnt[b0], 0)
+        good = (ahead_n > 0) & (back_n > 0) & (back_s > 0) & (ahead_s > 0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = (ahead_s / np.maximum(ahead_n, 1)) / (back_s / np.maximum(back_n, 1))
+        out[k] = np.where(good, np.clip(r, 1.0 / clip, clip), 1.0)
+    return out
+
+
+def volatility_period(freq) -> float | None:
+    """The period of `seasonal_ratio` for a series on grid `freq` (`year_steps`), or None
+    when SEASONAL_VOLATILITY is off."""
+    return year_steps(freq) if SEASONAL_VOLATILITY else None
+
+
+def local_volatility(y, bounds, series, origins, window: int, period: float | None,
+                     horizon: int) -> np.ndarray:
+    """The volatility an interval is scaled by at each origin: the mean absolute one-step
+    change over the `window` steps before it, times the `seasonal_ratio` of the years
+    before for the `horizon` steps ahead when `period` (steps a year) is given."""
+    local = volatility(y, bounds, series, origins, window)
+    if period:
+        local = local * seasonal_ratio(y, bounds, series, origins, window, period, horizon)
+    return local
 
 
 def interval_score(y, lo, hi, level: float) -> np.ndarray:
