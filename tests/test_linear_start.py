@@ -47,6 +47,22 @@ def test_shared_block_solve_matches_a_direct_ridge_per_step(with_known, alpha, b
         np.testing.assert_allclose(bf, rf, rtol=1e-9, atol=1e-11)
 
 
+def test_the_lags_problem_cut_from_the_level_problem_is_the_same_numbers():
+    """`_Problem.first` reuses the wider set's standardisation: every number must be
+    the one a fresh `_Problem` on those columns gives, bit for bit."""
+    rng = np.random.default_rng(3)
+    n, A, S = 3000, 40, 6
+    hw = rng.normal(size=(n, A)).cumsum(axis=1) * 0.1
+    off = rng.normal(size=n) * 3 + 1
+    Y = rng.normal(size=(n, S))
+    wide = _Problem(np.concatenate([hw, off[:, None]], axis=1), Y)
+    cut, fresh = wide.first(A, Y), _Problem(hw, Y)
+    for name in ("cm", "cs", "Cc", "ym", "e", "V", "VtCy"):
+        np.testing.assert_array_equal(getattr(cut, name), getattr(fresh, name), err_msg=name)
+    for alpha in ALPHAS:
+        np.testing.assert_array_equal(cut.solve(alpha)[0], fresh.solve(alpha)[0])
+
+
 def _mean_reverting(n, seed):
     """Windows whose target pulls back to a seasonal mean: needs the level and the
     calendar term, which the normalised lags alone do not carry."""

@@ -103,14 +103,24 @@ class _Problem:
     `predict` take the known covariates' `_Known` statistics or None; the cross block
     with ``C`` is computed on first use."""
 
-    def __init__(self, C, Y):
+    def __init__(self, C, Y, stats=None):
         n = len(C)
-        self.cm, self.cs = C.mean(0), _std(C)
+        if stats is None:
+            self.cm, self.cs = C.mean(0), _std(C)
+            self.Cc = (C - self.cm) / self.cs
+        else:  # the first columns of a wider set's statistics (`first`)
+            self.cm, self.cs, self.Cc = stats
         self.ym = Y.mean(0)
-        self.Cc = (C - self.cm) / self.cs
         self.e, self.V = np.linalg.eigh(self.Cc.T @ self.Cc / n)
         self.VtCy = self.V.T @ (self.Cc.T @ (Y - self.ym) / n)  # (p, S)
         self._VtGcf = None
+
+    def first(self, p: int, Y) -> "_Problem":
+        """The problem on the first `p` columns only. Every column's mean, spread and
+        standardised values are computed column by column, so they are the same numbers
+        as a fresh `_Problem` on those columns (tested); this spares standardising the
+        large lag matrix twice when the level column is a candidate."""
+        return _Problem(self.Cc[:, :p], Y, (self.cm[:p], self.cs[:p], self.Cc[:, :p]))
 
     def solve(self, alpha, known: _Known | None = None):
         """Coefficients on standardised columns: ``bc (p, S)``, ``bf (S, K)`` or None."""
@@ -175,9 +185,12 @@ def fit_linear_start(hw, off, F, Y, validation=None, levels=(False, True),
         hv, ov, Fv, Yv = validation
         Fv = None if Fv is None else Fv[:, :S]
     best = None
+    wide = _Problem(_columns(hw, off, True), Y) if True in levels else None
     for with_level in levels:
-        C = _columns(hw, off, with_level)
-        prob = _Problem(C, Y)  # one eigendecomposition per column set
+        # one eigendecomposition per column set; the lags alone are the level set's first
+        # columns, standardised once
+        prob = wide if with_level else (wide.first(A, Y) if wide is not None
+                                        else _Problem(_columns(hw, off, False), Y))
         Cv = _columns(hv, ov, with_level) if validation is not None else None
         for with_known in knowns:
             kn = known_stats if with_known else None
