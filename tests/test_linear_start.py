@@ -49,7 +49,9 @@ def test_shared_block_solve_matches_a_direct_ridge_per_step(with_known, alpha, b
 
 def test_the_lags_problem_cut_from_the_level_problem_is_the_same_numbers():
     """`_Problem.first` reuses the wider set's standardisation: every number must be
-    the one a fresh `_Problem` on those columns gives, bit for bit."""
+    the one a fresh `_Problem` on those columns gives. Its products read a strided view
+    of the wider matrix; OpenBLAS gives the same bits for it here (checked on four real
+    fits), but that rests on the BLAS, so the test asks for agreement to rounding."""
     rng = np.random.default_rng(3)
     n, A, S = 3000, 40, 6
     hw = rng.normal(size=(n, A)).cumsum(axis=1) * 0.1
@@ -57,10 +59,12 @@ def test_the_lags_problem_cut_from_the_level_problem_is_the_same_numbers():
     Y = rng.normal(size=(n, S))
     wide = _Problem(np.concatenate([hw, off[:, None]], axis=1), Y)
     cut, fresh = wide.first(A, Y), _Problem(hw, Y)
-    for name in ("cm", "cs", "Cc", "ym", "e", "V", "VtCy"):
-        np.testing.assert_array_equal(getattr(cut, name), getattr(fresh, name), err_msg=name)
-    for alpha in ALPHAS:
-        np.testing.assert_array_equal(cut.solve(alpha)[0], fresh.solve(alpha)[0])
+    for name in ("cm", "cs", "Cc", "ym", "e"):
+        np.testing.assert_allclose(getattr(cut, name), getattr(fresh, name), rtol=1e-12,
+                                   atol=1e-12, err_msg=name)
+    for alpha in ALPHAS:  # eigenvectors are defined up to sign; the solutions are not
+        np.testing.assert_allclose(cut.solve(alpha)[0], fresh.solve(alpha)[0], rtol=1e-9,
+                                   atol=1e-12)
 
 
 def _mean_reverting(n, seed):
