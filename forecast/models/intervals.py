@@ -139,8 +139,8 @@ def seasonal_ratio(y: np.ndarray, bounds: np.ndarray, series: np.ndarray, origin
     ``window`` steps before the origin, in the years before the origin: the factor that
     turns the trailing `volatility` at an origin into an estimate for the steps ahead.
     A trailing window lags a seasonal change of volatility (Melbourne's daily maxima
-    swing three times as much in summer as in winter), so intervals were too narrow
-    while volatility rose and too wide while it fell.
+    swing several times as much in early summer as in winter), so intervals were too
+    narrow while volatility rose and too wide while it fell.
 
     For cycle ``c = 1 ..`` `max_cycles` the origin's phase ``c`` years back is
     ``p = origin - round(c * period)``. The "behind" window is the ``window`` rows
