@@ -219,3 +219,35 @@ def test_bad_options_raise_config_errors():
                     (dict(levels=(120,)), "interval levels are percentages")):
         with pytest.raises(ConfigError, match=msg):
             RNNForecaster(lookback=24, horizon=6, max_epochs=1, **kw).fit_windows(X, Y)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("clip,decay", [(None, 0.0), (0.5, 0.0), (None, 1e-3), (0.5, 1e-2)])
+def test_adam_kernel_is_the_numpy_update_bit_for_bit(dtype, clip, decay):
+    """`SeqNet.step` runs `kernels.optim.adam_update`; it must give exactly the bits of
+    the NumPy sequence it replaced (elementwise IEEE arithmetic in the same order)."""
+    from forecast.models._net import NetConfig, SeqNet
+
+    net = SeqNet(NetConfig("gru", 3, 8, 1, 4, highway=5, dtype=dtype), 0)
+    ref = [p.copy() for p in net.vectors()]
+    rm, rv = [np.zeros_like(p) for p in ref], [np.zeros_like(p) for p in ref]
+    rng = np.random.default_rng(0)
+    beta1, beta2, eps, lr = 0.9, 0.999, 1e-8, 3e-3
+    for t in range(1, 6):
+        grads = [(rng.standard_normal(p.shape) * 0.3).astype(dtype) for p in ref]
+        norm = net.step([g.copy() for g in grads], lr, decay, clip)
+        scale = clip / (norm + 1e-6) if clip and norm > clip else 1.0
+        c1, c2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
+        for p, g, m, v in zip(ref, grads, rm, rv):  # the former NumPy update
+            g = g * scale if scale != 1.0 else g
+            if decay:
+                g = g + decay * p
+            m *= beta1
+            m += (1 - beta1) * g
+            v *= beta2
+            v += (1 - beta2) * g * g
+            p -= (lr * (m / c1) / (np.sqrt(v / c2) + eps)).astype(p.dtype)
+        for a, b in zip(net.vectors(), ref):
+            np.testing.assert_array_equal(a, b)
+        for a, b in zip(net._m + net._v, rm + rv):
+            np.testing.assert_array_equal(a, b)

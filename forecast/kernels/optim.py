@@ -62,3 +62,38 @@ def clip_grad_norm(grads, max_norm):
         for k in range(grads.shape[0]):
             grads[k] = grads[k] * c
     return norm
+
+
+@kernel
+def adam_update(params, grads, m, v, scale, weight_decay, beta1, beta2, lr, c1, c2, eps):
+    """`SeqNet.step`'s Adam update in place, one pass instead of a dozen NumPy array
+    operations, in exactly their order and precision (each scalar rounded to the array's
+    dtype, as NumPy does with a Python float; no fused multiply-adds):
+    ``g = grads * scale`` (when ``scale != 1``), ``g += weight_decay * params`` (when
+    nonzero), ``m = m * beta1 + (1 - beta1) * g``, ``v = v * beta2 + ((1 - beta2) * g) * g``,
+    ``params -= lr * (m / c1) / (sqrt(v / c2) + eps)``. The same bits as the NumPy
+    sequence (tested); at 51,000 parameters 20 us a step instead of 150."""
+    dt = params.dtype.type
+    s = dt(scale)
+    wd = dt(weight_decay)
+    b1 = dt(beta1)
+    w1 = dt(1.0 - beta1)
+    b2 = dt(beta2)
+    w2 = dt(1.0 - beta2)
+    lr_t = dt(lr)
+    c1_t = dt(c1)
+    c2_t = dt(c2)
+    eps_t = dt(eps)
+    for k in range(params.shape[0]):
+        g = grads[k]
+        if scale != 1.0:
+            g = g * s
+        if weight_decay != 0.0:
+            g = g + wd * params[k]
+        mk = m[k] * b1
+        mk = mk + w1 * g
+        m[k] = mk
+        vk = v[k] * b2
+        vk = vk + (w2 * g) * g
+        v[k] = vk
+        params[k] = params[k] - (lr_t * (mk / c1_t)) / (np.sqrt(vk / c2_t) + eps_t)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from forecast.errors import NumericalError
+from forecast.kernels import optim
 from forecast.models.intervals import non_crossing, non_crossing_backward
 from forecast.nn import RecurrentNet
 
@@ -149,14 +150,8 @@ class SeqNet:
         self._t += 1
         c1, c2 = 1.0 - beta1 ** self._t, 1.0 - beta2 ** self._t
         for p, g, m, v in zip(self.vectors(), grads, self._m, self._v):
-            g = g * scale if scale != 1.0 else g
-            if weight_decay:
-                g = g + weight_decay * p
-            m *= beta1
-            m += (1 - beta1) * g
-            v *= beta2
-            v += (1 - beta2) * g * g
-            p -= (lr * (m / c1) / (np.sqrt(v / c2) + eps)).astype(p.dtype)
+            optim.adam_update(p, np.ascontiguousarray(g, dtype=p.dtype), m, v, float(scale),
+                              float(weight_decay or 0.0), beta1, beta2, float(lr), c1, c2, eps)
         return norm
 
     # ---- forward / backward --------------------------------------------------------------
