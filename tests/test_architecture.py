@@ -195,3 +195,22 @@ def test_third_party_imports_stay_in_their_layer():
             if unit not in ("forecast.cli", "forecast.__main__") and top in ("typer", "rich"):
                 bad.append(f"{where} (only the CLI talks to the terminal)")
     assert not bad, "\n".join(bad)
+
+
+def test_no_benchmark_script_is_imported_by_the_libraries():
+    """A script's folder comes first on `sys.path`, so a file in `benchmarks/` named like
+    a module that Numba, NumPy or pandas imports (optionally, as Numba does `coverage`)
+    is imported in its place whenever a benchmark imports them. `benchmarks/coverage.py`
+    did that and broke `benchmarks/kernels.py`. With `benchmarks/` first on the path,
+    importing the libraries and `forecast` must load none of its scripts."""
+    import subprocess
+
+    repo = ROOT.parent
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import numba, numpy, pandas, scipy, "
+            "forecast, forecast.models, forecast.workflows; "
+            "print([m for m, v in list(sys.modules.items()) "
+            "if 'benchmarks' in str(getattr(v, '__file__', None) or '')])")
+    r = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "[]", r.stdout

@@ -2,7 +2,7 @@
 variants of the calibration, so that its defaults are chosen without the final check's
 test folds.
 
-    python benchmarks/coverage.py [--variants current,whole-tail] [--folds 40]
+    python benchmarks/interval_coverage.py [--variants current,whole-tail] [--folds 40]
 
 Each series' tuning span ends where `benchmarks/acceptance.py`'s 40 test folds begin
 (as in `benchmarks/defaults.py`); a rolling-origin backtest of `--folds` folds inside it
