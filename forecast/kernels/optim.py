@@ -72,7 +72,8 @@ def adam_update(params, grads, m, v, scale, weight_decay, beta1, beta2, lr, c1, 
     ``g = grads * scale`` (when ``scale != 1``), ``g += weight_decay * params`` (when
     nonzero), ``m = m * beta1 + (1 - beta1) * g``, ``v = v * beta2 + ((1 - beta2) * g) * g``,
     ``params -= lr * (m / c1) / (sqrt(v / c2) + eps)``. The same bits as the NumPy
-    sequence (tested); at 51,000 parameters 20 us a step instead of 150."""
+    sequence (tested). The vs_darts network (51,521 parameters): 42 us a step, 118 us
+    with the NumPy sequence, norm included (session 13)."""
     dt = params.dtype.type
     s = dt(scale)
     wd = dt(weight_decay)
