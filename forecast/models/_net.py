@@ -281,12 +281,13 @@ class SeqNet:
         c = self.cfg
         v = self.views()
         x = np.ascontiguousarray(x, dtype=self.dtype)
-        silent = self.encoder_silent()  # see `forward`
+        silent = self.encoder_silent()  # see `forward`: then h_T stays zero throughout
         state = None if silent else self.enc.forward_final(x, keep_cache=False)[0]
+        h_silent = np.zeros((len(x), c.n_hidden), self.dtype) if silent else None
         hw = None if hw is None else np.array(hw, dtype=self.dtype)
         outs = []
         for k in range(steps):
-            hT = np.zeros((len(x), c.n_hidden), self.dtype) if silent else self._top(state)
+            hT = h_silent if silent else self._top(state)
             raw = hT @ v["W"].T + v["b"]
             if c.n_known:
                 raw = raw + F[:, k].astype(self.dtype) @ v["Wk"].T
