@@ -160,6 +160,22 @@ def test_fit_with_folds_stores_backtest_metrics_and_writes_a_report(workdir):
     assert Path("n.html").stat().st_size < 5e6 and Path("plotly.min.js").exists()
 
 
+def test_fit_on_a_random_walk_says_the_model_forecasts_the_last_value(workdir):
+    """A price-like random walk: the recurrent model keeps the random walk, and `fit`
+    and the report say so in plain words."""
+    rng = np.random.default_rng(5)
+    n = 700
+    pd.DataFrame({"date": pd.bdate_range("2016-01-04", periods=n).strftime("%Y-%m-%d"),
+                  "close": (40 * np.exp(np.cumsum(rng.normal(0, 0.015, n)))).round(4)}
+                 ).to_csv("p.csv", index=False)
+    res = invoke("fit", "p.csv", "-t", "close", "-m", "gru", "--hidden", "4", "--epochs", "2",
+                 "--lookback", "20", "--horizon", "5", "-o", "p.npz", "--report", "p.html")
+    assert res.exit_code == 0, res.output
+    assert "gru forecasts the last value (a random walk)" in " ".join(res.output.split())
+    page = Path("p.html").read_text(encoding="utf-8")
+    assert "random walk test" in page and "forecasts the last value" in page
+
+
 def test_config_file_supplies_options_and_the_command_line_wins(workdir):
     data = series_csv(workdir / "s.csv")
     Path("f.toml").write_text('target = "value"\n[fit]\nmodel = "drift"\nhorizon = 4\n')

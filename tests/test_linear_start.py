@@ -5,10 +5,12 @@ network it sets up (it must predict exactly the linear model before any training
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from forecast.models import RNNForecaster
-from forecast.models._linear_start import ALPHAS, _Known, _Problem, fit_linear_start, set_linear_start
+from forecast.models._linear_start import (ALPHAS, MIN_BLOCKS, _Known, _Problem, fit_linear_start,
+                                           gain_z, random_walk_verdict, set_linear_start)
 from forecast.models._net import NetConfig, SeqNet
 
 
@@ -175,8 +177,10 @@ def test_a_fitted_model_records_its_linear_start_and_round_trips(tmp_path):
     m = RNNForecaster(cell="gru", n_hidden=8, lookback=28, horizon=7, max_epochs=1,
                       level=True, random_state=0).fit(data)
     assert m.net_config_["level"] is True
-    assert set(m.linear_start_) == {"level", "known", "alpha", "val_mse"}
+    assert set(m.linear_start_) == {"level", "known", "alpha", "val_mse", "random_walk", "z"}
     assert m.linear_start_["level"] is True
+    # a weather series' start beats persistence by far more than noise
+    assert m.linear_start_["random_walk"] is False and m.linear_start_["z"] > 4
     back = io.load_model(io.save_model(tmp_path / "m.npz", m, None, name="gru")).model
     np.testing.assert_array_equal(back.predict()["yhat"], m.predict()["yhat"])
     assert back.linear_start_ == m.linear_start_
@@ -193,3 +197,123 @@ def test_validation_windows_choose_but_never_fit_the_coefficients():
     b = fit_linear_start(*tr, validation=other, **one)
     for name in ("lags", "level", "known", "intercept"):
         assert getattr(a, name).tobytes() == getattr(b, name).tobytes(), name
+
+
+# ---- the random walk as the null hypothesis ---------------------------------------------
+def test_gain_z_counts_standard_errors_over_blocks_of_windows():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(400, 5))
+    # the zero forecast against itself: no gain at all
+    assert gain_z(y, np.zeros_like(y), 5) == 0.0
+    # a forecast that knows most of the truth: far above any threshold
+    assert gain_z(y, 0.9 * y, 5) > 10
+    # one that is worse than persistence: negative
+    assert gain_z(y, y + 3.0, 5) < -10
+    # by hand: block means of the per-window gain, over their standard error
+    pred = 0.3 * y + rng.normal(size=y.shape)
+    d = (y ** 2).mean(1) - ((y - pred) ** 2).mean(1)
+    m = d.reshape(80, 5).mean(1)
+    assert gain_z(y, pred, 5) == pytest.approx(m.mean() / (m.std(ddof=1) / np.sqrt(80)))
+    # too few blocks to estimate a standard error
+    assert gain_z(y[:5 * MIN_BLOCKS - 1], 0.9 * y[:5 * MIN_BLOCKS - 1], 5) is None
+
+
+def _walk_windows(n, seed, A=20, S=5, drift=0.0):
+    """Windows of a random walk normalised by their last value: lags, level, calendar
+    terms that mean nothing and the next `S` moves."""
+    rng = np.random.default_rng(seed)
+    steps = rng.normal(drift, 1.0, size=n + A + S)
+    x = np.cumsum(steps)
+    idx = np.arange(n)[:, None]
+    win = x[idx + np.arange(A)]
+    last = win[:, -1:]
+    F = rng.normal(size=(n, S, 2))
+    return win - last, last[:, 0], F, x[idx + A + np.arange(S)] - last
+
+
+@pytest.mark.parametrize("drift", [0.0, 0.05])
+def test_a_random_walk_start_is_persistence(drift):
+    """On a random walk (with or without a small drift, which a ridge intercept picks up
+    and a validation span may favour by chance) nothing beats persistence by two standard
+    errors: the start is all zeros and says why."""
+    tr, va = _walk_windows(600, 1, drift=drift), _walk_windows(300, 2, drift=drift)
+    start = fit_linear_start(*tr, validation=va, null_z=2.0)
+    assert start.random_walk and start.z is not None and start.z < 2.0
+    assert not start.lags.any() and not start.intercept.any()
+    assert start.level is None and start.known is None
+    assert start.summary()["random_walk"] is True
+    # without the null the ridge choice stands (and is not zero)
+    free = fit_linear_start(*tr, validation=va)
+    assert not free.random_walk and free.z is None and free.intercept.any()
+
+
+def test_a_series_with_structure_keeps_its_start():
+    tr, va = _mean_reverting(400, 0), _mean_reverting(200, 1)
+    start = fit_linear_start(*tr, validation=va, null_z=2.0)
+    assert not start.random_walk and start.z > 10
+    same = fit_linear_start(*tr, validation=va)
+    for name in ("lags", "level", "known", "intercept"):
+        assert getattr(start, name).tobytes() == getattr(same, name).tobytes(), name
+
+
+def test_the_network_verdict_needs_one_more_standard_error_than_the_start():
+    rng = np.random.default_rng(4)
+    y = rng.normal(size=(300, 5)) + 10.0
+    last = np.full(300, 10.0)
+    rec = {"z": 0.5}
+    assert not random_walk_verdict(rec, last, y, None, 5, 2.0)  # early stopping kept it
+    assert rec["network_z"] is None and "random walk" in rec["note"]
+    assert not random_walk_verdict(rec, last, y, last[:, None] + 0.3, 5, 2.0)
+    assert rec["network_z"] < 0 and "nor did the trained network" in rec["note"]
+    good = y - 0.1 * (y - 10.0)  # closer to the truth than the last value, always
+    assert random_walk_verdict(rec, last, y, good, 5, 2.0)
+    assert rec["network_z"] >= 3 and "so it was kept" in rec["note"]
+
+
+def _price_frame(n=900, seed=0, drift=0.0003):
+    rng = np.random.default_rng(seed)
+    close = 50 * np.exp(np.cumsum(rng.normal(drift, 0.015, n)))
+    return pd.DataFrame({"ds": pd.bdate_range("2015-01-02", periods=n), "Close": close})
+
+
+def test_a_recurrent_model_on_a_random_walk_forecasts_the_last_value(tmp_path):
+    """What the defaults do on a price series: the start and the trained network are
+    both tested against the random walk on the validation windows; neither beats it, so
+    the model forecasts the last value, records why, and the model file keeps the
+    record. With ``null_z=None`` the same fit forecasts something else."""
+    from forecast import io
+
+    df = _price_frame()
+    m = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=3,
+                      random_state=0).fit(df, target="Close")
+    rec = m.linear_start_
+    assert rec["random_walk"] is True and rec["z"] < 2
+    assert "forecasts the last value" in rec["note"]
+    np.testing.assert_allclose(m.predict()["yhat"], df["Close"].iloc[-1], rtol=1e-6)
+    back = io.load_model(io.save_model(tmp_path / "m.npz", m, None, name="gru")).model
+    assert back.linear_start_ == rec
+    np.testing.assert_array_equal(back.predict()["yhat"], m.predict()["yhat"])
+    free = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=3,
+                         random_state=0, null_z=None).fit(df, target="Close")
+    assert free.linear_start_["random_walk"] is False
+    assert np.abs(free.predict()["yhat"].to_numpy() - df["Close"].iloc[-1]).max() > 1e-3
+
+
+def test_a_warm_refit_keeps_the_record_of_its_start():
+    df = _price_frame()
+    m = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=2,
+                      random_state=0, warm_start=True).fit(df.iloc[:800], target="Close")
+    first = dict(m.linear_start_)
+    m.fit(df, target="Close")
+    assert m.linear_start_ is not None and m.linear_start_["random_walk"] is True
+    assert m.linear_start_["z"] == first["z"]  # the choice of the fit it continues
+    np.testing.assert_allclose(m.predict()["yhat"], df["Close"].iloc[-1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("bad", [-np.inf, np.nan, "2", True])
+def test_null_z_must_be_a_finite_number_or_none(bad):
+    from forecast.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="null_z"):
+        RNNForecaster(cell="gru", n_hidden=4, lookback=20, horizon=5, max_epochs=1,
+                      null_z=bad).fit(_price_frame(300), target="Close")

@@ -95,6 +95,9 @@ def _fit_summary(ctx, run, path, report) -> None:
     sel = getattr(m, "selection_", None)
     if sel:
         say(ctx, f"auto chose {sel['chosen']}: {sel['reason']}", err=False)
+    note = (getattr(m, "linear_start_", None) or {}).get("note")
+    if note:
+        say(ctx, f"{run.name} {note}", err=False)
     if run.backtest is not None:
         show(ctx, table("Backtest", run.backtest.summary, METRIC_COLUMNS))
     say(ctx, f"model file: {path}" + (f"  report: {report}" if report else ""), err=False)

@@ -24,16 +24,17 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from forecast.errors import ConfigError, NumericalError
-from forecast.models._linear_start import fit_linear_start, set_linear_start
+from forecast.models._linear_start import (fit_linear_start, persistence_start,
+                                           random_walk_verdict, set_linear_start)
 from forecast.models._net import NetConfig, SeqNet
+from forecast.models._training import EpochInfo, TrainConfig, _choice, _int, lr_at
 from forecast.models.base import check_is_fitted
-from forecast.models.forecaster import Forecaster, as_dataset
+from forecast.models.forecaster import Forecaster, _rows, as_dataset
 from forecast.models.intervals import quantiles_for_levels
 from forecast.nn import ACTIVATIONS, CELLS
 from forecast.transforms import default_calendar_features
@@ -48,49 +49,6 @@ SCHEDULES = ("constant", "cosine", "exponential")
 EVAL_BATCH = 1024
 
 
-@dataclass(frozen=True)
-class EpochInfo:
-    """What the training callback receives after each epoch."""
-
-    epoch: int  # 1-based
-    max_epochs: int
-    train_loss: float
-    val_loss: float | None
-    seconds: float  # since training started
-    lr: float
-    best_epoch: int
-    stopped: bool  # True on the last call when early stopping ends training
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Validated training settings (built from the estimator's parameters)."""
-
-    max_epochs: int
-    batch_size: int
-    lr: float
-    lr_schedule: str
-    lr_decay: float
-    weight_decay: float
-    clip_norm: float | None
-    patience: int
-    loss: str
-    huber_delta: float
-    direction_weight: float
-
-
-def _int(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
-
-
-def _choice(name, value, options):
-    if value not in options:
-        raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
-
-
 class RNNForecaster(Forecaster):
     """A recurrent forecaster (see the module docstring).
 
@@ -103,7 +61,13 @@ class RNNForecaster(Forecaster):
     with the level and the known-future covariates too when they help on the validation
     windows, see `forecast.models._linear_start`; ``"zeros"``: start it at zero),
     ``level`` (``"auto"``: the window's level joins the highway when the validation
-    windows say so; True / False: always / never).
+    windows say so; True / False: always / never),
+    ``null_z`` (the random walk is the null hypothesis: with ``normalize="last"`` the
+    linear start must beat persistence on the validation windows by this many standard
+    errors, else the start is persistence; a network trained from persistence must then
+    beat it by ``null_z + 1``, because it picks its best epoch on those same windows,
+    else it is set back to persistence and the model forecasts the last value; see
+    `forecast.models._linear_start`. None: off).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
     known-future covariates: True, the default, picks them from the frequency; False or
     a list of names), ``use_covariates``.
@@ -131,7 +95,8 @@ class RNNForecaster(Forecaster):
                  lookback: int = 96, horizon: int = 24, strategy: str = "direct",
                  normalize: str = "last", loss: str = "mse", quantiles=None,
                  huber_delta: float = 1.0, highway: int | None = None,
-                 highway_init: str = "ols", level="auto", calendar=True,
+                 highway_init: str = "ols", level="auto", null_z: float | None = 2.0,
+                 calendar=True,
                  use_covariates: bool = True, direction: bool = False, direction_step: int = 1,
                  direction_threshold: float = 0.25, direction_weight: float = 1.0,
                  max_epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
@@ -153,6 +118,7 @@ class RNNForecaster(Forecaster):
         self.highway = highway
         self.highway_init = highway_init
         self.level = level
+        self.null_z = null_z
         self.calendar = calendar
         self.use_covariates = use_covariates
         self.direction = direction
@@ -209,7 +175,8 @@ class RNNForecaster(Forecaster):
     def _warm_state(self):
         if self.warm_start and self.is_fitted and getattr(self, "enc_params_", None) is not None:
             return {"enc_params": self.enc_params_, "dec_params": self.dec_params_,
-                    "head_params": self.head_params_, "config": self.net_config_}
+                    "head_params": self.head_params_, "config": self.net_config_,
+                    "linear_start": getattr(self, "linear_start_", None)}
         return None
 
     # ---- configuration -------------------------------------------------------------------
@@ -296,7 +263,10 @@ class RNNForecaster(Forecaster):
         warm = getattr(self, "_warm", None)
         _choice("highway_init", self.highway_init, ("ols", "zeros"))
         _choice("level", self.level, ("auto", True, False))
-        start, self.linear_start_ = None, getattr(self, "linear_start_", None) if warm else None
+        # a warm refit keeps the record of the start it continues from
+        start = None
+        self.linear_start_ = dict(warm["linear_start"]) if warm and warm.get("linear_start") \
+            else None
         if self.net_config_["highway"] and self.highway_init == "ols":
             if warm is not None:  # a warm refit keeps the choice of the fit it continues
                 level = bool(warm["config"].get("level"))
@@ -335,7 +305,7 @@ class RNNForecaster(Forecaster):
         t0 = time.perf_counter()
         n = len(Xn)
         for epoch in range(tc.max_epochs):
-            lr = self._lr(tc, epoch)
+            lr = lr_at(tc, epoch)
             order = rng.permutation(n)
             total = 0.0
             for i in range(0, n, tc.batch_size):
@@ -370,7 +340,37 @@ class RNNForecaster(Forecaster):
         self._net.set_arrays(best_arrays)
         self.n_epochs_, self.best_epoch_ = len(history), best_epoch
         self.history_loss_ = history
+        if val is not None and (self.linear_start_ or {}).get("random_walk"):
+            self._test_network(val)
         self._store_net()
+
+    def _null_z(self) -> float | None:
+        z = self.null_z
+        if z is None:
+            return None
+        if isinstance(z, bool) or not isinstance(z, (int, float)) or not np.isfinite(z):
+            raise ConfigError(f"null_z must be a finite number or None, got {z!r}")
+        return float(z)
+
+    def _test_network(self, val) -> None:
+        """A network trained from the random walk must beat persistence on the validation
+        windows by ``null_z + 1`` standard errors, or its head is set back to persistence
+        (`forecast.models._linear_start.random_walk_verdict`). A quantile head is left
+        as trained: its training is what spreads its quantiles."""
+        z_min = self._null_z()
+        if z_min is None or self.loss == "quantile":
+            return
+        pred = None
+        if self.best_epoch_ > 0:
+            pred = np.concatenate([self._outputs_with(self._net, val.x[i:i + 4096],
+                                                      _rows(val.x_future, i))
+                                   for i in range(0, len(val), 4096)])
+        if not random_walk_verdict(self.linear_start_, val.x[:, -1, 0], val.y, pred,
+                                   self.horizon_, z_min):
+            A, S = self.net_config_["highway"], self._target_steps(val.y[:1]).shape[1]
+            set_linear_start(self._net.views(), persistence_start(S, A, None, None), A,
+                             self.net_config_["n_quantiles"], self.strategy)
+            self.best_epoch_ = 0
 
     def _linear_start(self, train, val):
         """Choose and fit the linear start (`forecast.models._linear_start`) on the training
@@ -386,18 +386,12 @@ class RNNForecaster(Forecaster):
 
         tr = parts(train)
         knowns = (False,) if self.strategy == "seq2seq" else (False, True)
+        null_z = self._null_z() if self.normalize == "last" else None
         start = fit_linear_start(*tr, validation=None if val is None else parts(val),
-                                 levels=levels, knowns=knowns)
+                                 levels=levels, knowns=knowns, null_z=null_z,
+                                 block=train.y.shape[1])
         self.linear_start_ = start.summary()
         return start
-
-    @staticmethod
-    def _lr(tc: TrainConfig, epoch: int) -> float:
-        if tc.lr_schedule == "cosine":
-            return tc.lr * 0.5 * (1.0 + math.cos(math.pi * epoch / tc.max_epochs))
-        if tc.lr_schedule == "exponential":
-            return tc.lr * tc.lr_decay ** epoch
-        return tc.lr
 
     def _dir_labels(self, X, Y):
         if not self.direction:
@@ -486,9 +480,10 @@ class RNNForecaster(Forecaster):
         return self._net
 
     # ---- prediction ----------------------------------------------------------------------
-    def _raw_outputs(self, X, F) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(B, horizon, Q)`` forecasts in model space and direction logits."""
-        net = self._get_net()
+    def _raw_outputs(self, X, F, net=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(B, horizon, Q)`` forecasts in model space and direction logits (of `net`, by
+        default the fitted one)."""
+        net = self._get_net() if net is None else net
         Xn, off, sc, hw = self._inputs(X)
         outs, logits = [], []
         H = self.horizon_
@@ -525,6 +520,11 @@ class RNNForecaster(Forecaster):
 
     def _predict_arrays(self, X, F):
         out, _ = self._raw_outputs(X, F)
+        return out[:, :, self.net_config_["median_index"]]
+
+    def _outputs_with(self, net, X, F):
+        """`_predict_arrays` of `net` while fitting (before the model counts as fitted)."""
+        out, _ = self._raw_outputs(X, F, net)
         return out[:, :, self.net_config_["median_index"]]
 
     def _quantile_intervals(self, X, F, levels):

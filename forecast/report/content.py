@@ -182,6 +182,11 @@ def _card(name, model, fingerprint: dict, seconds) -> dict[str, Any]:
     for attr, label in (("n_epochs_", "epochs run"), ("best_epoch_", "best epoch")):
         if getattr(model, attr, None) is not None:
             card[label] = getattr(model, attr)
+    start = getattr(model, "linear_start_", None)
+    if start:
+        card["linear start"] = {k: v for k, v in start.items() if k != "note"}
+        if start.get("note"):
+            card["random walk test"] = start["note"]
     sel = getattr(model, "selection_", None)
     if sel:
         card["chosen model"] = sel.get("chosen")
