@@ -297,7 +297,8 @@ def non_crossing(raw: np.ndarray, median_index: int) -> tuple[np.ndarray, np.nda
     raw = np.asarray(raw)
     Q = raw.shape[-1]
     sp = np.logaddexp(0.0, raw)  # softplus
-    slope = 1.0 / (1.0 + np.exp(-raw))  # its derivative
+    with np.errstate(over="ignore"):  # exp(-raw) = inf for raw << 0 gives the right 0
+        slope = 1.0 / (1.0 + np.exp(-raw))  # its derivative
     out = np.empty_like(raw)
     m = median_index
     out[..., m] = raw[..., m]
