@@ -309,7 +309,22 @@ def summary_tables(forecasts: pd.DataFrame, levels=None) -> tuple[pd.DataFrame, 
         summary["skill_mae"] = [metrics.skill(v, naive["mae"]) for v in summary["mae"]]
         summary["skill_rmse"] = [metrics.skill(v, naive["rmse"]) for v in summary["rmse"]]
         summary["beats_naive"] = summary["skill_mae"] > 0
+        if "fold" in forecasts:
+            summary["skill_z"] = _skill_z(forecasts, summary["model"])
     return by_step, summary
+
+
+def _skill_z(forecasts: pd.DataFrame, models) -> list[float]:
+    """Per model, `forecast.metrics.paired_z` of its MAE against the naive forecast's
+    over the (series, fold) pairs: how many standard errors its gain is above zero. The
+    steps of a fold share their path, so the fold, not the row, is the sample."""
+    keys = ["unique_id", "fold"] if "unique_id" in forecasts else ["fold"]
+    ae = (forecasts["y"] - forecasts["yhat"]).abs().rename("ae")
+    per = pd.concat([forecasts[["model"] + keys], ae], axis=1).groupby(
+        ["model"] + keys, sort=False)["ae"].mean()
+    base = per.loc["naive"]
+    return [metrics.paired_z(per.loc[m].reindex(base.index).to_numpy(), base.to_numpy())
+            if m != "naive" else float("nan") for m in models]
 
 
 def _fold_table(forecasts, times, dataset, cuts, config, season):

@@ -31,6 +31,7 @@ __all__ = [
     "log_loss",
     "naive_scale",
     "skill",
+    "paired_z",
     "forecast_metrics",
     "POINT_METRICS",
 ]
@@ -117,6 +118,26 @@ def skill(score, reference) -> float:
     """Skill against a reference forecast: ``1 - score / reference`` (e.g. MAE against the
     naive forecast's MAE); 0 means as good as the reference, below 0 worse."""
     return float(1.0 - float(score) / float(reference)) if float(reference) != 0 else float("nan")
+
+
+def paired_z(errors, reference) -> float:
+    """How many standard errors the mean of ``reference - errors`` lies above zero over
+    paired samples (e.g. each fold's MAE of a model and of the naive forecast): the paired
+    t statistic, ``scipy.stats.ttest_rel(reference, errors).statistic``. Positive when
+    `errors` are smaller. Pairs with a missing value are left out; NaN with fewer than two
+    pairs, infinite (signed) when every pair differs by the same amount."""
+    e, r = np.asarray(errors, np.float64), np.asarray(reference, np.float64)
+    if e.shape != r.shape:
+        raise DataError(f"errors have shape {e.shape} but reference has shape {r.shape}; "
+                        "pass paired arrays of the same shape")
+    d = (r - e).ravel()
+    d = d[np.isfinite(d)]
+    if d.size < 2:
+        return float("nan")
+    m, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0.0:
+        return float("nan") if m == 0.0 else float(np.copysign(np.inf, m))
+    return m / (sd / np.sqrt(d.size))
 
 
 def forecast_metrics(y_true, y_pred, *, y_last=None, intervals=None) -> dict:

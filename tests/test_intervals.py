@@ -230,3 +230,33 @@ def test_report_and_cli_say_plainly_when_nothing_beats_naive():
     s.loc[2, "skill_mae"] = 0.05  # drift well behind the best model: no trend caveat
     s.loc[0, "skill_mae"] = 0.2
     assert skill_verdict(s).endswith("in this backtest.")
+    # a gain within the noise of the folds is called what it may be: luck
+    s["skill_z"], s["n_folds"] = [0.8, np.nan, 0.1], 12
+    assert skill_verdict(s) == ("gru beats the naive forecast by 20.0% (MAE) over these 12 "
+                                "folds, but that is within the noise of their per-fold "
+                                "errors (z = 0.8, below 2): it may be luck; backtest more "
+                                "folds before trusting it.")
+    s.loc[0, "skill_z"] = 3.5
+    assert skill_verdict(s) == ("gru beats the naive forecast by 20.0% (MAE) over these 12 "
+                                "folds (z = 3.5 over the per-fold errors).")
+    # a summary read back from a model file has None where the table had NaN
+    s = s.astype(object)
+    s.loc[0, "skill_z"], s["n_folds"] = None, None
+    assert skill_verdict(s) == "gru beats the naive forecast by 20.0% (MAE) in this backtest."
+
+
+def test_backtest_summary_weighs_each_gain_against_the_folds_noise():
+    """``skill_z`` is the paired t statistic of the per-(series, fold) MAEs against the
+    naive forecast's, recomputed here from the forecast rows with SciPy."""
+    from scipy.stats import ttest_rel
+
+    data = datasets.load("seattle-weather", target="temp_max")
+    res = backtest({"drift": Drift(), "linear": LinearLags(lookback=60)}, data,
+                   BacktestConfig(horizon=7, n_folds=30, step=7, refit_every=10))
+    s = res.summary.set_index("model")
+    f = res.forecasts.assign(ae=(res.forecasts["y"] - res.forecasts["yhat"]).abs())
+    per = f.groupby(["model", "fold"])["ae"].mean()
+    for m in ("drift", "linear", "seasonal_naive"):
+        ref = ttest_rel(per.loc["naive"].to_numpy(), per.loc[m].to_numpy()).statistic
+        assert s.loc[m, "skill_z"] == pytest.approx(ref, rel=1e-10)
+    assert np.isnan(s.loc["naive", "skill_z"])

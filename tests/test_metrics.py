@@ -110,3 +110,19 @@ def test_backtest_and_report_tables_come_from_forecast_metrics():
     for col in ("mae", "rmse", "coverage_80", "width_95", "skill_mae"):
         assert again.loc["naive", col] == row[col]
     assert isinstance(res.by_step, pd.DataFrame) and len(res.by_step) == 2 * 5
+
+
+def test_paired_z_is_scipys_paired_t_statistic():
+    from scipy.stats import ttest_rel
+
+    a, b = rng.normal(1.0, 0.3, 40), rng.normal(1.2, 0.3, 40)
+    assert metrics.paired_z(a, b) == pytest.approx(ttest_rel(b, a).statistic, rel=1e-12)
+    assert metrics.paired_z(b, a) == pytest.approx(-metrics.paired_z(a, b), rel=1e-12)
+    # missing pairs are left out
+    a2, b2 = np.append(a, np.nan), np.append(b, 5.0)
+    assert metrics.paired_z(a2, b2) == pytest.approx(metrics.paired_z(a, b), rel=1e-12)
+    assert np.isnan(metrics.paired_z([1.0], [2.0]))
+    assert np.isnan(metrics.paired_z([1.0, 2.0], [1.0, 2.0]))
+    assert metrics.paired_z([1.0, 2.0], [2.0, 3.0]) == np.inf
+    with pytest.raises(DataError, match="same shape"):
+        metrics.paired_z([1.0, 2.0], [1.0])

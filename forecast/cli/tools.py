@@ -60,7 +60,7 @@ def demo(ctx: typer.Context,
                                         help="Folder for index.html and the per-dataset pages."),
          models: str = typer.Option("gru,lstm", help="Recurrent models to run."),
          epochs: int = typer.Option(8, min=1, help="Most training epochs per fit."),
-         folds: int = typer.Option(12, min=1, help="Backtest folds per dataset."),
+         folds: int = typer.Option(40, min=1, help="Backtest folds per dataset."),
          embed_plotlyjs: bool = typer.Option(False, help="Embed plotly.js in every page.")) -> None:
     """Fit and backtest recurrent models and baselines on bundled AAPL (Close) and Seattle
     weather (temp_max), then write reports/demo/index.html.

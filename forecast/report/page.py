@@ -37,11 +37,21 @@ a{color:#1d4ed8}
 """
 
 
-def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
+def _number(v) -> float:
+    """`v` as a float; NaN for None and anything that is not a number (a summary read
+    back from a model file has None where the table had NaN)."""
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.0) -> str | None:
     """One plain sentence on whether any model beats the naive forecast by more than
-    `margin` (as skill against naive, from the summary's ``skill_mae``), and whether
-    the drift forecast (the average trend alone) does about as well, in which case the
-    gain is the trend's."""
+    `margin` (as skill against naive, from the summary's ``skill_mae``), whether the gain
+    stands out of the noise of the folds (``skill_z``, the paired z of the per-fold MAEs,
+    at least `z_min`), and whether the drift forecast (the average trend alone) does
+    about as well, in which case the gain is the trend's."""
     if "skill_mae" not in summary or not (summary["model"] == "naive").any():
         return None
     others = summary[summary["model"] != "naive"]
@@ -50,6 +60,10 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
         return None
     best = others.loc[others["skill_mae"].astype(float).idxmax()]
     sk = float(best["skill_mae"])
+    z = _number(best.get("skill_z"))
+    folds = int(_number(best.get("n_folds"))) if np.isfinite(_number(best.get("n_folds"))) \
+        else None
+    over = f"over these {folds} folds" if folds else "in this backtest"
     drift = summary.loc[summary["model"] == "drift", "skill_mae"].astype(float)
     dsk = float(drift.iloc[0]) if len(drift) else np.nan
     if sk > margin and np.isfinite(dsk) and dsk > margin and dsk >= sk - margin:
@@ -58,9 +72,13 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02) -> str | None:
                 f"drift beats the naive forecast by {sk:.1%} (MAE)")
         return (f"{lead}: the gain is the series' average trend over this backtest, "
                 "not a pattern a model found, and a trend can turn.")
+    if sk > margin and np.isfinite(z) and z < z_min:
+        return (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) {over}, but "
+                f"that is within the noise of their per-fold errors (z = {z:.1f}, below "
+                f"{z_min:g}): it may be luck; backtest more folds before trusting it.")
     if sk > margin:
-        return (f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) in this "
-                "backtest.")
+        zs = f" (z = {z:.1f} over the per-fold errors)" if np.isfinite(z) else ""
+        return f"{best['model']} beats the naive forecast by {sk:.1%} (MAE) {over}{zs}."
     return (f"No model beats the naive forecast by more than {margin:.0%} here (best: "
             f"{best['model']}, {sk:+.1%}): on this series a random walk is as good as these "
             "models get, so treat their forecasts as the last value plus noise.")
