@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from forecast.models import RNNForecaster
-from forecast.models._linear_start import (ALPHAS, MIN_BLOCKS, _Known, _Problem, fit_linear_start,
+from forecast.models._linear_start import (ALPHAS, MIN_BLOCKS, _cv_forecasts, _cv_gains, _Known,
+                                           _Problem, _Stacked, blocks_z, fit_linear_start,
                                            gain_z, random_walk_verdict, set_linear_start)
 from forecast.models._net import NetConfig, SeqNet
 
@@ -216,6 +217,61 @@ def test_gain_z_counts_standard_errors_over_blocks_of_windows():
     assert gain_z(y, pred, 5) == pytest.approx(m.mean() / (m.std(ddof=1) / np.sqrt(80)))
     # too few blocks to estimate a standard error
     assert gain_z(y[:5 * MIN_BLOCKS - 1], 0.9 * y[:5 * MIN_BLOCKS - 1], 5) is None
+
+
+@pytest.mark.parametrize("block", [4096, 7])
+def test_known_statistics_over_selected_rows_are_those_of_the_rows_alone(block, monkeypatch):
+    monkeypatch.setattr(_Known, "BLOCK", block)
+    rng = np.random.default_rng(2)
+    n, S, K, p = 90, 4, 3, 5
+    F, Y, C = rng.normal(size=(n, S, K)), rng.normal(size=(n, S)), rng.normal(size=(n, p))
+    rows = rng.random(n) > 0.3
+    Yr = Y[rows]
+    a, b = _Known(F, Yr - Yr.mean(0), rows), _Known(F[rows], Yr - Yr.mean(0))
+    for name in ("fm", "fs", "Gff", "Fy"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-12, atol=1e-14)
+    Cc = C[rows] - C[rows].mean(0)
+    np.testing.assert_allclose(a.cross(Cc), b.cross(Cc), rtol=1e-12, atol=1e-14)
+
+
+def test_stacked_arrays_slice_like_their_concatenation():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(7, 3, 2)), rng.normal(size=(5, 3, 2))
+    st, both = _Stacked([x, y]), np.concatenate([x, y])
+    assert st.shape == both.shape and len(st) == 12
+    for a, b in [(0, 12), (2, 9), (7, 12), (0, 3), (6, 8), (11, 20)]:
+        np.testing.assert_array_equal(st[a:b], both[a:b])
+        np.testing.assert_array_equal(st[a:b, :2], both[a:b, :2])
+
+
+def test_blocks_z_pools_block_means_of_every_run():
+    rng = np.random.default_rng(5)
+    d1, d2 = rng.normal(0.3, 1, 23), rng.normal(0.3, 1, 17)
+    m = np.concatenate([d1[3:].reshape(4, 5).mean(1), d2[2:].reshape(3, 5).mean(1)])
+    assert blocks_z([d1, d2], 5) == pytest.approx(m.mean() / (m.std(ddof=1) / np.sqrt(7)))
+    assert blocks_z([d1[:9], d2[:9]], 5) is None  # two blocks: too few
+    assert blocks_z([], 5) is None
+
+
+def test_cross_validated_forecasts_never_see_their_own_truths():
+    """Each run is forecast by a fit on the other windows less `block` on either side:
+    changing the truths inside one run and its margins leaves that run's forecasts as
+    they were and moves every other run's."""
+    hw, off, F, Y = _mean_reverting(300, 0)
+    start = fit_linear_start(hw, off, F, Y, validation=_mean_reverting(100, 1))
+    assert start.known is not None and start.level is not None
+    runs = _cv_forecasts(hw, off, F, Y, start, 5, 5)
+    assert [(a, b) for a, b, _ in runs] == [(0, 60), (60, 120), (120, 180), (180, 240),
+                                            (240, 300)]
+    Y2 = Y.copy()
+    Y2[115:185] += 50.0  # run 2 and its margins of 5 windows
+    runs2 = _cv_forecasts(hw, off, F, Y2, start, 5, 5)
+    np.testing.assert_array_equal(runs2[2][2], runs[2][2])
+    for k in (0, 1, 3, 4):
+        assert not np.allclose(runs2[k][2], runs[k][2])
+    gains = _cv_gains(hw, off, F, Y, start, 5, 5)
+    for (a, b, p), g in zip(runs, gains):
+        np.testing.assert_allclose(g, (Y[a:b] ** 2).mean(1) - ((Y[a:b] - p) ** 2).mean(1))
 
 
 def _walk_windows(n, seed, A=20, S=5, drift=0.0):
