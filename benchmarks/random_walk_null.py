@@ -9,7 +9,8 @@ Bundled cases: Seattle temp_max and temp_min (daily, horizon 7), AAPL and GOOG c
 (trading days, horizon 5). ``--file PATH:COLUMN:HORIZON`` adds a CSV of one's own (gaps
 filled). Each span (``--lengths`` rows starting at each of ``--starts``) is fitted with
 the default GRU for one epoch (the test runs before training) and its z printed; the
-start is kept when z >= 2 (`null_z`).
+start is kept when z >= 2 (`null_z`). Every span is cross-validated here; a fit skips the
+cross-validation when the validation windows alone give z >= 4 (`SETTLED`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,14 @@ def main() -> None:
     ap.add_argument("--file", action="append", default=[], help="PATH:COLUMN:HORIZON")
     ap.add_argument("--lengths", default="365,550,730,1100")
     ap.add_argument("--starts", default="0,400")
+    ap.add_argument("--validation-only-settles", action="store_true",
+                    help="as fitting does: a validation z of SETTLED x null_z skips the "
+                         "cross-validation (by default every span is cross-validated)")
     args = ap.parse_args()
+    if not args.validation_only_settles:
+        from forecast.models import _linear_start
+
+        _linear_start.SETTLED = float("inf")
     cases = [(f"{n}:{t}", datasets.load(n, target=t), h) for n, t, h in BUNDLED]
     for spec in args.file:
         path, col, h = spec.rsplit(":", 2)

@@ -178,7 +178,8 @@ def test_a_fitted_model_records_its_linear_start_and_round_trips(tmp_path):
     m = RNNForecaster(cell="gru", n_hidden=8, lookback=28, horizon=7, max_epochs=1,
                       level=True, random_state=0).fit(data)
     assert m.net_config_["level"] is True
-    assert set(m.linear_start_) == {"level", "known", "alpha", "val_mse", "random_walk", "z"}
+    assert set(m.linear_start_) == {"level", "known", "alpha", "val_mse", "random_walk", "z",
+                                    "z_from"}
     assert m.linear_start_["level"] is True
     # a weather series' start beats persistence by far more than noise
     assert m.linear_start_["random_walk"] is False and m.linear_start_["z"] > 4
@@ -295,6 +296,7 @@ def test_a_random_walk_start_is_persistence(drift):
     tr, va = _walk_windows(600, 1, drift=drift), _walk_windows(300, 2, drift=drift)
     start = fit_linear_start(*tr, validation=va, null_z=2.0)
     assert start.random_walk and start.z is not None and start.z < 2.0
+    assert start.z_from == "cross-validation"  # a weak validation z is checked on all windows
     assert not start.lags.any() and not start.intercept.any()
     assert start.level is None and start.known is None
     assert start.summary()["random_walk"] is True
@@ -307,6 +309,7 @@ def test_a_series_with_structure_keeps_its_start():
     tr, va = _mean_reverting(400, 0), _mean_reverting(200, 1)
     start = fit_linear_start(*tr, validation=va, null_z=2.0)
     assert not start.random_walk and start.z > 10
+    assert start.z_from == "validation"  # far past twice null_z: no refits needed
     same = fit_linear_start(*tr, validation=va)
     for name in ("lags", "level", "known", "intercept"):
         assert getattr(start, name).tobytes() == getattr(same, name).tobytes(), name
