@@ -334,17 +334,20 @@ def random_walk_verdict(record: dict, last, y, pred, block: int, z_min: float) -
                    block)
     kept = z is not None and z >= z_min + 1
     record["network_z"] = None if z is None else round(float(z), 3)
-    why = ("too few validation windows to test" if record.get("z") is None else
-           f"z = {record['z']:.2f} < {z_min:g}")
+    how = {"cross-validation": "cross-validated over all windows",
+           "validation": "on the validation windows"}.get(record.get("z_from"), "out of sample")
+    why = ("too few windows to test" if record.get("z") is None else
+           f"z = {record['z']:.2f} < {z_min:g}, {how}")
     if kept:
-        record["note"] = (f"no linear start beat the random walk on the validation windows "
-                          f"({why}), but the trained network did (z = {z:.2f} >= "
-                          f"{z_min + 1:g}), so it was kept")
+        record["note"] = (f"no linear start beat the random walk by more than noise ({why}), "
+                          f"but the trained network did on the validation windows "
+                          f"(z = {z:.2f} >= {z_min + 1:g}), so it was kept")
     else:
         net = ("early stopping kept the start" if z is None else
-               f"nor did the trained network (z = {z:.2f} < {z_min + 1:g})")
+               f"nor did the trained network on the validation windows "
+               f"(z = {z:.2f} < {z_min + 1:g})")
         record["note"] = (f"forecasts the last value (a random walk): no linear start beat "
-                          f"it on the validation windows by more than noise ({why}); {net}")
+                          f"it by more than noise ({why}); {net}")
     return kept
 
 
