@@ -63,9 +63,10 @@ class RNNForecaster(Forecaster):
     ``level`` (``"auto"``: the window's level joins the highway when the validation
     windows say so; True / False: always / never),
     ``null_z`` (the random walk is the null hypothesis: with ``normalize="last"`` the
-    linear start must beat persistence on the validation windows by this many standard
-    errors, else the start is persistence; a network trained from persistence must then
-    beat it by ``null_z + 1``, because it picks its best epoch on those same windows,
+    linear start must beat persistence out of sample, cross-validated over the training
+    and validation windows, by this many standard errors, else the start is
+    persistence; a network trained from persistence must then beat it on the validation
+    windows by ``null_z + 1``, because it picks its best epoch on those same windows,
     else it is set back to persistence and the model forecasts the last value; see
     `forecast.models._linear_start`. None: off).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
