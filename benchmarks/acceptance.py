@@ -38,6 +38,18 @@ CASES = [
 BASELINES = ("naive", "seasonal_naive", "drift")
 
 
+def print_summary(s, refs: dict) -> None:
+    """One row per model of the summary `s` (indexed by model): its MAE, its MAE relative
+    to each of `refs` (heading: reference MAE), its 80 % and 95 % coverage, its seconds."""
+    heads = " ".join(f"{k:>9s}" for k in refs)
+    print(f"  {'model':16s} {'mae':>10s} {heads} {'cov80':>6s} {'cov95':>6s} {'seconds':>8s}")
+    for model, row in s.iterrows():
+        secs = row.get("fit_seconds", 0) + row.get("predict_seconds", 0)
+        rels = " ".join(f"{row['mae'] / v:9.3f}" for v in refs.values())
+        print(f"  {model:16s} {row['mae']:10.4f} {rels} {row['coverage_80']:6.3f} "
+              f"{row['coverage_95']:6.3f} {secs:8.1f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cases", default=",".join(c[0] for c in CASES))
@@ -72,13 +84,7 @@ def main() -> None:
         best = min(s.loc[b, "mae"] for b in BASELINES if b in s.index)
         naive = s.loc["naive", "mae"]
         print(f"\n{name} ({kind}), horizon {run.result.config.horizon}, {wall:.0f} s")
-        print(f"  {'model':16s} {'mae':>10s} {'rel best':>9s} {'rel naive':>9s} "
-              f"{'cov80':>6s} {'cov95':>6s} {'seconds':>8s}")
-        for model, row in s.iterrows():
-            secs = row.get("fit_seconds", 0) + row.get("predict_seconds", 0)
-            print(f"  {model:16s} {row['mae']:10.4f} {row['mae'] / best:9.3f} "
-                  f"{row['mae'] / naive:9.3f} {row['coverage_80']:6.3f} "
-                  f"{row['coverage_95']:6.3f} {secs:8.1f}")
+        print_summary(s, {"rel best": best, "rel naive": naive})
         n_in = sum(0.75 <= r["coverage_80"] <= 0.85 and 0.91 <= r["coverage_95"] <= 0.98
                    for _, r in s.iterrows())
         cov_ok = n_in == len(s)
