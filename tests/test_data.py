@@ -229,6 +229,23 @@ def test_duplicated_timestamps_are_an_error(tmp_path):
         data.load(write(tmp_path, text))
 
 
+def test_a_repeated_hour_where_clocks_go_back_is_named_daylight_saving(tmp_path):
+    """Local hourly times repeat an hour on the night clocks go back: the error says so
+    and how to write such times; a repeat on an ordinary day does not get that hint."""
+    idx = pd.date_range("2021-10-30", "2021-11-01", freq="h", tz="Europe/Berlin")
+    local = pd.DataFrame({"ds": idx.tz_localize(None).strftime("%Y-%m-%d %H:%M"),
+                          "y": np.arange(len(idx), dtype=float)})
+    path = tmp_path / "local.csv"
+    local.to_csv(path, index=False)
+    with pytest.raises(DataError, match=r"2021-10-31 02:00:00 .*clocks go back for daylight "
+                                        r"saving.*UTC offset.*duplicates='mean'"):
+        data.load(path)
+    text = hourly_rows([1, 2, 3]) + "2020-01-01 01:00:00,9\n"
+    with pytest.raises(DataError) as err:
+        data.load(write(tmp_path, text))
+    assert "daylight" not in str(err.value)
+
+
 def test_duplicated_timestamps_aggregated_when_asked(tmp_path):
     text = hourly_rows([1, 2, 3]) + "2020-01-01 01:00:00,4\n"
     ds = data.load(write(tmp_path, text), duplicates="mean")

@@ -383,9 +383,27 @@ def raise_duplicates(keys: pd.DataFrame, dup: np.ndarray, time_col: str, src: So
     series = "" if len(keys.columns) == 1 else f" in series {keys.iloc[i, 0]!r}"
     raise DataError(
         f"{int(dup.sum())} duplicated timestamp(s){series} (first: {keys[time_col].iloc[i]} "
-        f"at {src.where(j)} and {src.where(i)}); remove the repeated rows, or aggregate them "
-        "with duplicates='mean' (or 'first', 'last', 'sum', 'min', 'max', 'median') (--duplicates)"
+        f"at {src.where(j)} and {src.where(i)}){_dst_hint(keys[time_col][dup])}; remove the "
+        "repeated rows, or aggregate them with duplicates='mean' (or 'first', 'last', 'sum', "
+        "'min', 'max', 'median') (--duplicates)"
     )
+
+
+def _dst_hint(times) -> str:
+    """A word on daylight saving when every repeated time is a local night hour of a
+    Sunday in March, April, October or November: where clocks go back, local times of an
+    hour repeat."""
+    try:
+        t = pd.DatetimeIndex(times)
+    except (TypeError, ValueError):
+        return ""
+    if len(t) == 0 or t.tz is not None:
+        return ""
+    if ((t.hour <= 3) & t.month.isin([3, 4, 10, 11]) & (t.day_of_week == 6)).all():
+        return (", where clocks go back for daylight saving: if these are local times, "
+                "write them with their UTC offset (e.g. 2021-10-31 02:00+01:00) so that no "
+                "hour repeats")
+    return ""
 
 
 def out_of_order(frame: pd.DataFrame, id_col: str | None, time_col: str) -> np.ndarray:
