@@ -97,7 +97,9 @@ class BacktestResult:
     """Per-row forecasts and the tables derived from them."""
 
     forecasts: pd.DataFrame  # model, fold, unique_id, cutoff, ds, step, y, yhat, bounds
-    folds: pd.DataFrame  # model, fold, cutoff, fit_seconds, predict_seconds, refit, metrics
+    folds: pd.DataFrame  # model, fold, cutoff, fit_seconds, predict_seconds, refit,
+    # random_walk (refit rows of the recurrent models: the fit forecasts the last value),
+    # metrics
     by_step: pd.DataFrame  # model, step, metrics
     summary: pd.DataFrame  # model: metrics, coverage, skill vs naive, times
     config: BacktestConfig
@@ -238,10 +240,13 @@ def _run_model(name, proto, dataset, cuts, config, progress=None):
         pred_s = time.perf_counter() - t0
         frames.append(_rows(name, dataset, series, rws, np.tile(group, n_series), point, bounds,
                             config.horizon))
+        start = getattr(model, "linear_start_", None)
+        walk = None if not isinstance(start, dict) else bool(start.get("last_value"))
         for j, fold in enumerate(group):
             fold_rows.append({"model": name, "fold": fold, "refit": j == 0,
                               "fit_seconds": fit_s if j == 0 else 0.0,
-                              "predict_seconds": pred_s / len(group)})
+                              "predict_seconds": pred_s / len(group),
+                              "random_walk": walk if j == 0 else None})
         if progress is not None:
             progress(name, group[-1] + 1, n_folds, time.perf_counter() - t_start)
     return pd.concat(frames, ignore_index=True), fold_rows

@@ -174,6 +174,14 @@ def test_fit_on_a_random_walk_says_the_model_forecasts_the_last_value(workdir):
     assert "gru forecasts the last value (a random walk)" in " ".join(res.output.split())
     page = Path("p.html").read_text(encoding="utf-8")
     assert "random walk test" in page and "forecasts the last value" in page
+    res = invoke("backtest", "p.csv", "-t", "close", "--models", "gru", "--hidden", "4",
+                 "--epochs", "2", "--lookback", "20", "--horizon", "5", "--folds", "4",
+                 "-o", "b.csv", "--report", "b.html")
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "gru forecast the last value in 4 of 4 fit(s)" in said
+    assert "gru forecast the last value in 4 of 4 fit(s)" in " ".join(
+        Path("b.html").read_text(encoding="utf-8").split())
 
 
 def test_config_file_supplies_options_and_the_command_line_wins(workdir):

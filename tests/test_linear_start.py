@@ -325,8 +325,10 @@ def test_the_network_verdict_needs_one_more_standard_error_than_the_start():
     assert not random_walk_verdict(rec, last, y, last[:, None] + 0.3, 5, 2.0)
     assert rec["network_z"] < 0 and "nor did the trained network" in rec["note"]
     good = y - 0.1 * (y - 10.0)  # closer to the truth than the last value, always
+    assert rec["last_value"] is True
     assert random_walk_verdict(rec, last, y, good, 5, 2.0)
     assert rec["network_z"] >= 3 and "so it was kept" in rec["note"]
+    assert rec["last_value"] is False
 
 
 def _price_frame(n=900, seed=0, drift=0.0003):
@@ -346,7 +348,7 @@ def test_a_recurrent_model_on_a_random_walk_forecasts_the_last_value(tmp_path):
     m = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=3,
                       random_state=0).fit(df, target="Close")
     rec = m.linear_start_
-    assert rec["random_walk"] is True and rec["z"] < 2
+    assert rec["random_walk"] is True and rec["z"] < 2 and rec["last_value"] is True
     assert "forecasts the last value" in rec["note"]
     np.testing.assert_allclose(m.predict()["yhat"], df["Close"].iloc[-1], rtol=1e-6)
     back = io.load_model(io.save_model(tmp_path / "m.npz", m, None, name="gru")).model
@@ -376,3 +378,30 @@ def test_null_z_must_be_a_finite_number_or_none(bad):
     with pytest.raises(ConfigError, match="null_z"):
         RNNForecaster(cell="gru", n_hidden=4, lookback=20, horizon=5, max_epochs=1,
                       null_z=bad).fit(_price_frame(300), target="Close")
+
+
+def test_a_backtest_says_which_fits_kept_the_random_walk():
+    """The folds table marks each recurrent refit that forecasts the last value, and the
+    sentence the CLI and the report print counts them; a model without the test (naive)
+    and a weather-like series get no sentence."""
+    from forecast.backtest import BacktestConfig, backtest
+    from forecast.report import random_walk_sentence
+
+    gru = RNNForecaster(cell="gru", n_hidden=4, lookback=20, horizon=5, max_epochs=2)
+    res = backtest({"gru": gru}, _price_frame(900),
+                   BacktestConfig(horizon=5, n_folds=8, step=5, refit_every=4))
+    refits = res.folds[res.folds["refit"]]
+    assert refits.set_index("model").loc["gru", "random_walk"].tolist() == [True, True]
+    assert refits.set_index("model").loc["naive", "random_walk"].isna().all()
+    assert random_walk_sentence(res.folds) == (
+        "gru forecast the last value in 2 of 2 fit(s): neither its linear start nor its "
+        "trained network beat a random walk by more than noise (`forecast fit` says by how "
+        "much).")
+    t = np.arange(900)
+    wave = pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=900, freq="D"),
+                         "Close": 10 + 3 * np.sin(2 * np.pi * t / 7)
+                         + np.random.default_rng(1).normal(0, 0.2, 900)})
+    res = backtest({"gru": gru}, wave, BacktestConfig(horizon=5, n_folds=8, step=5,
+                                                      refit_every=4))
+    assert random_walk_sentence(res.folds) is None
+    assert random_walk_sentence(None) is None

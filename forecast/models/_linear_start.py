@@ -325,8 +325,9 @@ def random_walk_verdict(record: dict, last, y, pred, block: int, z_min: float) -
     (n, horizon)`` (None: early stopping kept the start) must beat the last values
     ``last (n,)`` on the truths ``y (n, horizon)`` of the validation windows by
     ``z_min + 1`` standard errors (`gain_z`): one more than the start needed, because
-    the network picked its best epoch on these same windows. Writes ``network_z`` and a
-    plain ``note`` into the start's `record` (`LinearStart.summary`)."""
+    the network picked its best epoch on these same windows. Writes ``network_z``,
+    ``last_value`` (the model forecasts the last value) and a plain ``note`` into the
+    start's `record` (`LinearStart.summary`)."""
     z = None
     if pred is not None:
         last = np.asarray(last, np.float64)[:, None]
@@ -334,6 +335,7 @@ def random_walk_verdict(record: dict, last, y, pred, block: int, z_min: float) -
                    block)
     kept = z is not None and z >= z_min + 1
     record["network_z"] = None if z is None else round(float(z), 3)
+    record["last_value"] = not kept  # the model forecasts the last value
     how = {"cross-validation": "cross-validated over all windows",
            "validation": "on the validation windows"}.get(record.get("z_from"), "out of sample")
     why = ("too few windows to test" if record.get("z") is None else

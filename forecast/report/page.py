@@ -19,7 +19,7 @@ from forecast.report.figures import (color_of, figure_html, forecast_figure, las
                                      style_layout)
 
 __all__ = ["STYLESHEET", "render", "write_report", "write_index", "write_plotlyjs",
-           "skill_verdict"]
+           "skill_verdict", "random_walk_sentence"]
 
 # ---- HTML ------------------------------------------------------------------------------
 # the stylesheet of every page (the batch summary page extends it)
@@ -84,9 +84,27 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.
             "models get, so treat their forecasts as the last value plus noise.")
 
 
-def _verdict(summary) -> str:
-    text = skill_verdict(summary)
-    return f'<p class="verdict">{html.escape(text)}</p>' if text else ""
+def random_walk_sentence(folds) -> str | None:
+    """One plain sentence per model whose fits kept the random walk (the ``random_walk``
+    column of a backtest's folds table: the recurrent models' linear-start test), or None."""
+    if folds is None or "random_walk" not in getattr(folds, "columns", ()):
+        return None
+    parts = []
+    for model, g in folds[folds["refit"].astype(bool)].groupby("model", sort=False):
+        flags = [bool(v) for v in g["random_walk"] if v is not None and v == v]
+        if flags and any(flags):
+            parts.append(f"{model} forecast the last value in {sum(flags)} of {len(flags)} "
+                         "fit(s): neither its linear start nor its trained network beat a "
+                         "random walk by more than noise (`forecast fit` says by how much).")
+    return " ".join(parts) or None
+
+
+def _verdict(summary, folds=None) -> str:
+    out = ""
+    for text in (skill_verdict(summary), random_walk_sentence(folds)):
+        if text:
+            out += f'<p class="verdict">{html.escape(text)}</p>'
+    return out
 
 
 def _metrics_table(content: ReportContent) -> str:
@@ -180,7 +198,8 @@ def render(content: ReportContent, embed_plotlyjs: bool = False,
         figs.append(("Last backtest fold", last_fold_figure(content)))
     if bt is not None:
         sections.append(_section("Backtest metrics", _metrics_table(content) +
-                                 _verdict(bt.summary) + '<p class="note">Skill = 1 - error / error of the naive '
+                                 _verdict(bt.summary, getattr(bt, "folds", None)) +
+                                 '<p class="note">Skill = 1 - error / error of the naive '
                                  "(last value) forecast: above zero beats a random walk. "
                                  "Coverage: share of actual values inside the interval (80% "
                                  "and 95% are the targets).</p>"))
