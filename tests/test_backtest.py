@@ -122,6 +122,7 @@ def test_warm_refit_reuses_the_model_and_fresh_does_not():
     data = frame(150)
     seen = []
     model = RNNForecaster(cell="gru", n_hidden=4, lookback=10, horizon=3, max_epochs=1,
+                          null_z=None,  # a random walk: with the test, nothing is trained
                           callback=lambda e: seen.append(e.train_loss))
     backtest({"gru": model}, data, BacktestConfig(horizon=3, n_folds=2, step=20,
                                                   refit="warm", baselines=()))

@@ -186,7 +186,9 @@ def mixed_run(tmp_path_factory):
     pd.read_csv(folder / "data" / "S00.csv").iloc[:22].to_csv(folder / "data" / "SHORT.csv",
                                                              index=False)
     pd.read_csv(folder / "data" / "S01.csv").to_csv(folder / "data" / "WILD.csv", index=False)
-    path = write_batch(folder, '[series.WILD]\nparams = { lr = 1e30, clip_norm = 1e30 }\n'
+    # the null test off (null_z = false): a random-walk start trains no network to diverge
+    path = write_batch(folder, '[series.WILD]\nparams = { lr = 1e30, clip_norm = 1e30, '
+                       'null_z = false }\n'
                        '[series.SHORT]\nfolds = 0\n')
     result = cli("batch", "run", str(path), "--run-id", "r1", cwd=folder)
     return folder, path, result

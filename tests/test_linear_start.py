@@ -11,7 +11,7 @@ import pytest
 from forecast.models import RNNForecaster
 from forecast.models._linear_start import (ALPHAS, MIN_BLOCKS, _cv_forecasts, _cv_gains, _Known,
                                            _Problem, _Stacked, blocks_z, fit_linear_start,
-                                           gain_z, random_walk_verdict, set_linear_start)
+                                           gain_z, random_walk_note, set_linear_start)
 from forecast.models._net import NetConfig, SeqNet
 
 
@@ -315,20 +315,20 @@ def test_a_series_with_structure_keeps_its_start():
         assert getattr(start, name).tobytes() == getattr(same, name).tobytes(), name
 
 
-def test_the_network_verdict_needs_one_more_standard_error_than_the_start():
-    rng = np.random.default_rng(4)
-    y = rng.normal(size=(300, 5)) + 10.0
-    last = np.full(300, 10.0)
-    rec = {"z": 0.5}
-    assert not random_walk_verdict(rec, last, y, None, 5, 2.0)  # early stopping kept it
-    assert rec["network_z"] is None and "random walk" in rec["note"]
-    assert not random_walk_verdict(rec, last, y, last[:, None] + 0.3, 5, 2.0)
-    assert rec["network_z"] < 0 and "nor did the trained network" in rec["note"]
-    good = y - 0.1 * (y - 10.0)  # closer to the truth than the last value, always
+def test_the_random_walk_note_says_what_was_done():
+    rec = {"z": 0.5, "z_from": "cross-validation"}
+    random_walk_note(rec, 2.0, True, False)
     assert rec["last_value"] is True
-    assert random_walk_verdict(rec, last, y, good, 5, 2.0)
-    assert rec["network_z"] >= 3 and "so it was kept" in rec["note"]
-    assert rec["last_value"] is False
+    assert rec["note"] == ("forecasts the last value (a random walk): no linear start beat "
+                           "it by more than noise (z = 0.50 < 2, cross-validated over all "
+                           "windows), so no network was trained from it")
+    random_walk_note(rec, 2.0, True, True)
+    assert rec["note"].endswith("; only its direction head was trained")
+    random_walk_note(rec, 2.0, False, False)
+    assert rec["last_value"] is False and "quantile head was trained" in rec["note"]
+    rec = {"z": None}
+    random_walk_note(rec, 2.0, True, False)
+    assert "too few windows to test" in rec["note"]
 
 
 def _price_frame(n=900, seed=0, drift=0.0003):
@@ -350,6 +350,7 @@ def test_a_recurrent_model_on_a_random_walk_forecasts_the_last_value(tmp_path):
     rec = m.linear_start_
     assert rec["random_walk"] is True and rec["z"] < 2 and rec["last_value"] is True
     assert "forecasts the last value" in rec["note"]
+    assert m.n_epochs_ == 0 and m.best_epoch_ == 0  # no network trained from it
     np.testing.assert_allclose(m.predict()["yhat"], df["Close"].iloc[-1], rtol=1e-6)
     back = io.load_model(io.save_model(tmp_path / "m.npz", m, None, name="gru")).model
     assert back.linear_start_ == rec
@@ -358,6 +359,24 @@ def test_a_recurrent_model_on_a_random_walk_forecasts_the_last_value(tmp_path):
                          random_state=0, null_z=None).fit(df, target="Close")
     assert free.linear_start_["random_walk"] is False
     assert np.abs(free.predict()["yhat"].to_numpy() - df["Close"].iloc[-1]).max() > 1e-3
+
+
+def test_heads_that_need_training_are_trained_from_a_random_walk_start():
+    """A direction head is trained while the point forecast stays the last value; a
+    quantile head is trained as usual (its quantiles need it) and says so."""
+    df = _price_frame()
+    last = df["Close"].iloc[-1]
+    d = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=2,
+                      direction=True, random_state=0).fit(df, target="Close")
+    assert d.linear_start_["random_walk"] and d.linear_start_["last_value"]
+    assert d.n_epochs_ > 0 and "direction head" in d.linear_start_["note"]
+    np.testing.assert_allclose(d.predict()["yhat"], last, rtol=1e-6)
+    q = RNNForecaster(cell="gru", n_hidden=8, lookback=20, horizon=5, max_epochs=2,
+                      loss="quantile", random_state=0).fit(df, target="Close")
+    assert q.linear_start_["random_walk"] and q.linear_start_["last_value"] is False
+    assert q.n_epochs_ > 0
+    out = q.predict()
+    assert (out["yhat_upper_80"] - out["yhat_lower_80"]).min() > 0
 
 
 def test_a_warm_refit_keeps_the_record_of_its_start():
@@ -369,6 +388,15 @@ def test_a_warm_refit_keeps_the_record_of_its_start():
     assert m.linear_start_ is not None and m.linear_start_["random_walk"] is True
     assert m.linear_start_["z"] == first["z"]  # the choice of the fit it continues
     np.testing.assert_allclose(m.predict()["yhat"], df["Close"].iloc[-1], rtol=1e-6)
+
+
+def test_null_z_false_turns_the_test_off_like_none():
+    df = _price_frame(400)
+    kw = dict(cell="gru", n_hidden=4, lookback=20, horizon=5, max_epochs=1, random_state=0)
+    a = RNNForecaster(null_z=False, **kw).fit(df, target="Close")
+    b = RNNForecaster(null_z=None, **kw).fit(df, target="Close")
+    assert a.linear_start_["random_walk"] is False and a.linear_start_["z"] is None
+    np.testing.assert_array_equal(a.predict()["yhat"], b.predict()["yhat"])
 
 
 @pytest.mark.parametrize("bad", [-np.inf, np.nan, "2", True])
@@ -394,8 +422,8 @@ def test_a_backtest_says_which_fits_kept_the_random_walk():
     assert refits.set_index("model").loc["gru", "random_walk"].tolist() == [True, True]
     assert refits.set_index("model").loc["naive", "random_walk"].isna().all()
     assert random_walk_sentence(res.folds) == (
-        "gru forecast the last value in 2 of 2 fit(s): neither its linear start nor its "
-        "trained network beat a random walk by more than noise (`forecast fit` says by how "
+        "gru forecast the last value in 2 of 2 fit(s): no linear start beat a random walk "
+        "by more than noise, so no network was trained from it (`forecast fit` says by how "
         "much).")
     t = np.arange(900)
     wave = pd.DataFrame({"ds": pd.date_range("2020-01-01", periods=900, freq="D"),

@@ -30,11 +30,11 @@ import pandas as pd
 
 from forecast.errors import ConfigError, NumericalError
 from forecast.models._linear_start import (fit_linear_start, persistence_start,
-                                           random_walk_verdict, set_linear_start)
+                                           random_walk_note, set_linear_start)
 from forecast.models._net import NetConfig, SeqNet
 from forecast.models._training import EpochInfo, TrainConfig, _choice, _int, lr_at
 from forecast.models.base import check_is_fitted
-from forecast.models.forecaster import Forecaster, _rows, as_dataset
+from forecast.models.forecaster import Forecaster, as_dataset
 from forecast.models.intervals import quantiles_for_levels
 from forecast.nn import ACTIVATIONS, CELLS
 from forecast.transforms import default_calendar_features
@@ -64,11 +64,10 @@ class RNNForecaster(Forecaster):
     windows say so; True / False: always / never),
     ``null_z`` (the random walk is the null hypothesis: with ``normalize="last"`` the
     linear start must beat persistence out of sample, cross-validated over the training
-    and validation windows, by this many standard errors, else the start is
-    persistence; a network trained from persistence must then beat it on the validation
-    windows by ``null_z + 1``, because it picks its best epoch on those same windows,
-    else it is set back to persistence and the model forecasts the last value; see
-    `forecast.models._linear_start`. None: off).
+    and validation windows, by this many standard errors, else the start is persistence
+    and the model forecasts the last value: no network is trained from it, except a
+    quantile head (kept as trained) or a direction head (the point forecast stays the
+    last value); see `forecast.models._linear_start`. None or False: off).
     Data: ``normalize``, ``calendar`` (add hour / weekday / day-of-year features as
     known-future covariates: True, the default, picks them from the frequency; False or
     a list of names), ``use_covariates``.
@@ -305,7 +304,11 @@ class RNNForecaster(Forecaster):
         history = []
         t0 = time.perf_counter()
         n = len(Xn)
-        for epoch in range(tc.max_epochs):
+        # a random-walk start holds the point forecast at the last value (`_hold`): no
+        # network is trained from it unless a quantile or direction head needs training
+        walk = bool((self.linear_start_ or {}).get("random_walk"))
+        hold = walk and self.loss != "quantile"
+        for epoch in range(0 if hold and not self.direction else tc.max_epochs):
             lr = lr_at(tc, epoch)
             order = rng.permutation(n)
             total = 0.0
@@ -341,37 +344,30 @@ class RNNForecaster(Forecaster):
         self._net.set_arrays(best_arrays)
         self.n_epochs_, self.best_epoch_ = len(history), best_epoch
         self.history_loss_ = history
-        if val is not None and (self.linear_start_ or {}).get("random_walk"):
-            self._test_network(val)
+        if walk:
+            self._hold(hold)
         self._store_net()
 
     def _null_z(self) -> float | None:
         z = self.null_z
-        if z is None:
+        if z is None or z is False:  # False: off too (TOML batch files have no None)
             return None
         if isinstance(z, bool) or not isinstance(z, (int, float)) or not np.isfinite(z):
-            raise ConfigError(f"null_z must be a finite number or None, got {z!r}")
+            raise ConfigError(f"null_z must be a finite number, or None / false to turn the "
+                              f"random-walk test off, got {z!r}")
         return float(z)
 
-    def _test_network(self, val) -> None:
-        """A network trained from the random walk must beat persistence on the validation
-        windows by ``null_z + 1`` standard errors, or its head is set back to persistence
-        (`forecast.models._linear_start.random_walk_verdict`). A quantile head is left
-        as trained: its training is what spreads its quantiles."""
-        z_min = self._null_z()
-        if z_min is None or self.loss == "quantile":
-            return
-        pred = None
-        if self.best_epoch_ > 0:
-            pred = np.concatenate([self._outputs_with(self._net, val.x[i:i + 4096],
-                                                      _rows(val.x_future, i))
-                                   for i in range(0, len(val), 4096)])
-        if not random_walk_verdict(self.linear_start_, val.x[:, -1, 0], val.y, pred,
-                                   self.horizon_, z_min):
-            A, S = self.net_config_["highway"], self._target_steps(val.y[:1]).shape[1]
+    def _hold(self, hold: bool) -> None:
+        """After a fit from the random-walk start: with `hold` the point head is set back to
+        persistence (a direction head keeps its training); the record says what was done
+        (`forecast.models._linear_start.random_walk_note`)."""
+        if hold:
+            A = self.net_config_["highway"]
+            S = self._target_steps(np.zeros((1, self.horizon_))).shape[1]
             set_linear_start(self._net.views(), persistence_start(S, A, None, None), A,
                              self.net_config_["n_quantiles"], self.strategy)
             self.best_epoch_ = 0
+        random_walk_note(self.linear_start_, self._null_z(), hold, bool(self.direction))
 
     def _linear_start(self, train, val):
         """Choose and fit the linear start (`forecast.models._linear_start`) on the training
@@ -481,10 +477,9 @@ class RNNForecaster(Forecaster):
         return self._net
 
     # ---- prediction ----------------------------------------------------------------------
-    def _raw_outputs(self, X, F, net=None) -> tuple[np.ndarray, np.ndarray | None]:
-        """``(B, horizon, Q)`` forecasts in model space and direction logits (of `net`, by
-        default the fitted one)."""
-        net = self._get_net() if net is None else net
+    def _raw_outputs(self, X, F) -> tuple[np.ndarray, np.ndarray | None]:
+        """``(B, horizon, Q)`` forecasts in model space and direction logits."""
+        net = self._get_net()
         Xn, off, sc, hw = self._inputs(X)
         outs, logits = [], []
         H = self.horizon_
@@ -521,11 +516,6 @@ class RNNForecaster(Forecaster):
 
     def _predict_arrays(self, X, F):
         out, _ = self._raw_outputs(X, F)
-        return out[:, :, self.net_config_["median_index"]]
-
-    def _outputs_with(self, net, X, F):
-        """`_predict_arrays` of `net` while fitting (before the model counts as fitted)."""
-        out, _ = self._raw_outputs(X, F, net)
         return out[:, :, self.net_config_["median_index"]]
 
     def _quantile_intervals(self, X, F, levels):

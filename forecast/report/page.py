@@ -94,8 +94,8 @@ def random_walk_sentence(folds) -> str | None:
         flags = [bool(v) for v in g["random_walk"] if v is not None and v == v]
         if flags and any(flags):
             parts.append(f"{model} forecast the last value in {sum(flags)} of {len(flags)} "
-                         "fit(s): neither its linear start nor its trained network beat a "
-                         "random walk by more than noise (`forecast fit` says by how much).")
+                         "fit(s): no linear start beat a random walk by more than noise, so no "
+                         "network was trained from it (`forecast fit` says by how much).")
     return " ".join(parts) or None
 
 
