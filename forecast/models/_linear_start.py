@@ -26,10 +26,10 @@ training and validation windows scored by blocked cross-validation of the chosen
 choice (NULL_FOLDS contiguous runs in time order, each by the same choice refitted on the
 other windows less a horizon of windows on either side, `_cv_gains`); a z of at least
 SETTLED times ``null_z`` on the validation windows alone settles it without the five
-refits. Otherwise the start *is* persistence: zero coefficients and intercept, and the recurrent models train
-no network from it (`random_walk_note`). The validation windows alone
-(a fifth of the data) were too few: on short price files they passed a noise fit in 4
-of 66 cases and on short weather files they failed real ones; the training windows
+refits. Otherwise the start *is* persistence: zero coefficients and intercept, and the
+recurrent models train no network from it (`random_walk_note`). The validation windows
+alone (a fifth of the data) were too few: on short price files they passed a noise fit
+in 4 of 54 cases and on short weather files they failed real ones; the training windows
 give the test four times the data. On a price series a ridge fit
 finds a drift (its unshrunk intercept) or a little mean reversion that a validation span
 favours by chance, and such starts (and networks trained from them) ended 2-9 % worse
