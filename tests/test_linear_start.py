@@ -11,7 +11,7 @@ import pytest
 from forecast.models import RNNForecaster
 from forecast.models._linear_start import (ALPHAS, MIN_BLOCKS, _cv_forecasts, _cv_gains, _Known,
                                            _Problem, _Stacked, blocks_z, fit_linear_start,
-                                           gain_z, random_walk_note, set_linear_start)
+                                           random_walk_note, set_linear_start, window_gains)
 from forecast.models._net import NetConfig, SeqNet
 
 
@@ -202,6 +202,10 @@ def test_validation_windows_choose_but_never_fit_the_coefficients():
 
 
 # ---- the random walk as the null hypothesis ---------------------------------------------
+def gain_z(y, pred, block):  # the gains of one run of windows, in standard errors
+    return blocks_z([window_gains(y, pred)], block)
+
+
 def test_gain_z_counts_standard_errors_over_blocks_of_windows():
     rng = np.random.default_rng(0)
     y = rng.normal(size=(400, 5))

@@ -48,8 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ALPHAS", "LinearStart", "fit_linear_start", "set_linear_start", "gain_z",
-           "blocks_z", "window_gains", "persistence_start", "random_walk_note",
+__all__ = ["ALPHAS", "LinearStart", "fit_linear_start", "set_linear_start", "blocks_z", "window_gains", "persistence_start", "random_walk_note",
            "MIN_BLOCKS", "NULL_FOLDS", "SETTLED"]
 
 #: ridge strengths tried, per window, on standardised columns
@@ -114,11 +113,6 @@ def blocks_z(parts, block: int) -> float | None:
     if not np.isfinite(se) or se <= 0:
         return 0.0 if not m.mean() > 0 else float("inf")
     return float(m.mean() / se)
-
-
-def gain_z(y, pred, block: int) -> float | None:
-    """`blocks_z` of the gains of `pred` over persistence on `y` (one run of windows)."""
-    return blocks_z([window_gains(y, pred)], block)
 
 
 def _predict_start(st: "LinearStart", hw, off, F) -> np.ndarray:

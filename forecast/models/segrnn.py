@@ -74,9 +74,9 @@ import numpy as np
 
 from forecast.errors import ConfigError, DataError, NumericalError
 from forecast.models._segnet import SegConfig, SegNet, dropout_mask
+from forecast.models._training import EpochInfo, _choice, _int
 from forecast.models.base import check_is_fitted
 from forecast.models.forecaster import Forecaster
-from forecast.models.rnn import EpochInfo
 from forecast.nn import CELLS
 
 __all__ = ["SegRNNForecaster"]
@@ -85,12 +85,6 @@ NORMALIZATIONS = ("last", "instance", "none")
 LOSSES = ("mse", "mae")
 SCHEDULES = ("constant", "exponential", "cosine")
 EVAL_BATCH = 2048
-
-
-def _int(name, value, lo=1):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ConfigError(f"{name} must be an integer >= {lo}, got {value!r}")
-    return int(value)
 
 
 def _losses(value) -> tuple:
@@ -127,12 +121,6 @@ def _simplex_minimum(parts, linear, Y, sc, loss, quadratic):
         values = np.array([loss(mix(w)) for w in W])
     w = W[int(np.argmin(values))]
     return w, loss(mix(w))
-
-
-def _choice(name, value, options):
-    if value not in options:
-        raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
-    return value
 
 
 class SegRNNForecaster(Forecaster):
