@@ -42,12 +42,14 @@ def print_summary(s, refs: dict) -> None:
     """One row per model of the summary `s` (indexed by model): its MAE, its MAE relative
     to each of `refs` (heading: reference MAE), its 80 % and 95 % coverage, its seconds."""
     heads = " ".join(f"{k:>9s}" for k in refs)
-    print(f"  {'model':16s} {'mae':>10s} {heads} {'cov80':>6s} {'cov95':>6s} {'seconds':>8s}")
+    print(f"  {'model':16s} {'mae':>10s} {heads} {'cov80':>6s} {'cov95':>6s} {'z80':>6s} "
+          f"{'z95':>6s} {'seconds':>8s}")
     for model, row in s.iterrows():
         secs = row.get("fit_seconds", 0) + row.get("predict_seconds", 0)
         rels = " ".join(f"{row['mae'] / v:9.3f}" for v in refs.values())
+        zs = " ".join(f"{row.get(c, float('nan')):+6.2f}" for c in ("cover_z_80", "cover_z_95"))
         print(f"  {model:16s} {row['mae']:10.4f} {rels} {row['coverage_80']:6.3f} "
-              f"{row['coverage_95']:6.3f} {secs:8.1f}")
+              f"{row['coverage_95']:6.3f} {zs} {secs:8.1f}")
 
 
 def main() -> None:
@@ -88,17 +90,22 @@ def main() -> None:
         n_in = sum(0.75 <= r["coverage_80"] <= 0.85 and 0.91 <= r["coverage_95"] <= 0.98
                    for _, r in s.iterrows())
         cov_ok = n_in == len(s)
+        n_chance = sum(abs(r["cover_z_80"]) <= 2 and abs(r["cover_z_95"]) <= 2
+                       for _, r in s.iterrows())
         for m in args.models.split(","):
             rel = s.loc[m, "mae"] / (best if kind == "weather" else naive)
             ok = rel <= 0.95 if kind == "weather" else abs(rel - 1) <= 0.02
             verdicts.append(f"{name:18s} {m:8s} rel {'best' if kind == 'weather' else 'naive'}"
                             f" {rel:.3f} {'ok' if ok else 'MISS'}; coverage of every model "
-                            f"{'ok' if cov_ok else 'MISS'} ({n_in}/{len(s)} models in band)")
+                            f"{'ok' if cov_ok else 'MISS'} ({n_in}/{len(s)} models in band, "
+                            f"{n_chance}/{len(s)} within chance)")
     print("\nverdicts")
     for v in verdicts:
         print("  " + v)
     print("(a perfectly calibrated forecaster has both coverages of one model in band in "
-          "about 73 % of 40-fold backtests: python benchmarks/coverage_spread.py)")
+          "about 73 % of 40-fold backtests, and each coverage within chance (|z| <= 2, "
+          "z80 / z95: forecast.metrics.coverage_z) in 90-95 %: python "
+          "benchmarks/coverage_spread.py)")
 
 
 if __name__ == "__main__":

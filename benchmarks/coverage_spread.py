@@ -21,28 +21,39 @@ import argparse
 import numpy as np
 from scipy.stats import norm
 
+from forecast.metrics import coverage_z
+
 BANDS = {80: (0.75, 0.85), 95: (0.91, 0.98)}
 
 
-def spread(folds: int, horizon: int, repeats: int, seed: int = 0) -> dict:
+def spread(folds: int, horizon: int, repeats: int, seed: int = 0, narrow: float = 0.8) -> dict:
     rng = np.random.default_rng(seed)
     sd = np.sqrt(np.arange(1, horizon + 1))
     inside = np.ones(repeats, bool)
-    out = {}
+    out, passed, flagged = {}, {}, {}
+    counts = np.full(folds, horizon)
     for a in range(0, repeats, 2000):  # in blocks: 20,000 x 40 x 24 floats at once is large
         n = min(2000, repeats - a)
         err = np.cumsum(rng.normal(size=(n, folds, horizon)), axis=2)
         for level, (lo, hi) in BANDS.items():
             z = norm.ppf(0.5 + level / 200)
-            cov = (np.abs(err) <= z * sd).mean((1, 2))
+            hits = (np.abs(err) <= z * sd).sum(2)  # (n, folds)
+            cov = hits.sum(1) / (folds * horizon)
             out.setdefault(level, []).append(cov)
             inside[a:a + n] &= (cov >= lo) & (cov <= hi)
+            zs = np.array([coverage_z(h, counts, level) for h in hits])
+            passed.setdefault(level, []).append(np.abs(zs) <= 2)
+            thin = (np.abs(err) <= narrow * z * sd).sum(2)
+            zn = np.array([coverage_z(h, counts, level) for h in thin])
+            flagged.setdefault(level, []).append(zn < -2)
     res = {"both": float(inside.mean())}
     for level, covs in out.items():
         c = np.concatenate(covs)
         lo, hi = BANDS[level]
         res[level] = (float(c.std()), float(np.abs(c - level / 100).mean()),
-                      float(((c >= lo) & (c <= hi)).mean()))
+                      float(((c >= lo) & (c <= hi)).mean()),
+                      float(np.concatenate(passed[level]).mean()),
+                      float(np.concatenate(flagged[level]).mean()))
     return res
 
 
@@ -56,7 +67,8 @@ def main() -> None:
     for h in (int(x) for x in args.horizons.split(",")):
         r = spread(args.folds, h, args.repeats)
         parts = [f"cov{lv}: sd {r[lv][0]:.3f}, mean |cov - {lv}%| {r[lv][1]:.3f}, "
-                 f"in {BANDS[lv][0]:.0%}-{BANDS[lv][1]:.0%} {r[lv][2]:.1%}" for lv in BANDS]
+                 f"in {BANDS[lv][0]:.0%}-{BANDS[lv][1]:.0%} {r[lv][2]:.1%}, within chance "
+                 f"{r[lv][3]:.1%}, narrow flagged {r[lv][4]:.1%}" for lv in BANDS]
         print(f"horizon {h:3d}: " + "; ".join(parts) + f"; both in band {r['both']:.1%}")
 
 

@@ -316,7 +316,31 @@ def summary_tables(forecasts: pd.DataFrame, levels=None) -> tuple[pd.DataFrame, 
         summary["beats_naive"] = summary["skill_mae"] > 0
         if "fold" in forecasts:
             summary["skill_z"] = _skill_z(forecasts, summary["model"])
+    if "fold" in forecasts:
+        for lv in levels:
+            if f"coverage_{float(lv):g}" in summary:
+                summary[f"cover_z_{float(lv):g}"] = _cover_z(forecasts, summary["model"], lv)
     return by_step, summary
+
+
+def _cover_z(forecasts: pd.DataFrame, models, level) -> list[float]:
+    """Per model, `forecast.metrics.coverage_z` of its `level` % intervals over the
+    (series, fold) units: how many standard errors the coverage lies from `level`."""
+    lname, uname = interval_columns(level)
+    keys = ["unique_id", "fold"] if "unique_id" in forecasts else ["fold"]
+    y = forecasts["y"].to_numpy(np.float64)
+    lo, hi = forecasts[lname].to_numpy(np.float64), forecasts[uname].to_numpy(np.float64)
+    scored = np.isfinite(y) & np.isfinite(forecasts["yhat"].to_numpy(np.float64)) \
+        & np.isfinite(lo) & np.isfinite(hi)
+    units = pd.concat([forecasts[["model"] + keys].reset_index(drop=True),
+                       pd.DataFrame({"hit": scored & (y >= lo) & (y <= hi),
+                                     "n": scored})], axis=1)
+    per = units.groupby(["model"] + keys, sort=False)[["hit", "n"]].sum()
+    out = []
+    for m in models:
+        g = per.loc[m]
+        out.append(metrics.coverage_z(g["hit"].to_numpy(), g["n"].to_numpy(), level))
+    return out
 
 
 def _skill_z(forecasts: pd.DataFrame, models) -> list[float]:

@@ -242,6 +242,10 @@ def test_backtest_prints_a_table_and_writes_results_and_report(workdir):
     assert table["fold"].nunique() == 2 and (table["step"].max() == 3)
     html = Path("bt.html").read_text()
     assert "Backtest metrics" in html and "Loss curves" in html
+    # every coverage is weighed against the chance of these folds, in both places
+    said = " ".join(res.stdout.split())
+    assert "within chance over these 2 folds" in said
+    assert "within chance over these 2 folds" in " ".join(html.split())
     # a report rebuilt from the results file
     res = invoke("report", "bt.csv", "--data", data, "-t", "value", "-o", "again.html")
     assert res.exit_code == 0, res.output

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from forecast import datasets
+from forecast import datasets, metrics
 from forecast.backtest import BacktestConfig, backtest
 from forecast.models import Drift, LinearLags, Naive, RNNForecaster, SeasonalNaive, model_from_state
 from forecast.data import Frequency
@@ -260,3 +260,41 @@ def test_backtest_summary_weighs_each_gain_against_the_folds_noise():
         ref = ttest_rel(per.loc["naive"].to_numpy(), per.loc[m].to_numpy()).statistic
         assert s.loc[m, "skill_z"] == pytest.approx(ref, rel=1e-10)
     assert np.isnan(s.loc["naive", "skill_z"])
+
+
+def test_backtest_summary_tests_each_coverage_against_chance():
+    """``cover_z_<level>`` is `metrics.coverage_z` over the folds, recomputed here from
+    the forecast rows; the verdict names the intervals it finds off their level."""
+    from forecast.report import coverage_verdict
+
+    data = datasets.load("seattle-weather", target="temp_max")
+    res = backtest({"drift": Drift()}, data,
+                   BacktestConfig(horizon=7, n_folds=30, step=7, refit_every=10))
+    s = res.summary.set_index("model")
+    f = res.forecasts
+    for lv in (80, 95):
+        lo, hi = f[f"yhat_lower_{lv}"], f[f"yhat_upper_{lv}"]
+        g = f.assign(hit=(f["y"] >= lo) & (f["y"] <= hi), n=1).groupby(["model", "fold"])
+        per = g[["hit", "n"]].sum()
+        for m in ("drift", "naive", "seasonal_naive"):
+            ref = metrics.coverage_z(per.loc[m, "hit"].to_numpy(), per.loc[m, "n"].to_numpy(), lv)
+            assert s.loc[m, f"cover_z_{lv}"] == pytest.approx(ref, rel=1e-12)
+    t = pd.DataFrame({"model": ["gru", "naive"], "coverage_80": [0.7, 0.8],
+                      "coverage_95": [0.9, 0.96], "cover_z_80": [-2.5, 0.1],
+                      "cover_z_95": [-1.0, 0.4], "n_folds": [40, 40]})
+    assert coverage_verdict(t) == (
+        "Intervals off their level by more than chance over these 40 folds (over 2 standard "
+        "errors): gru's 80 % covered 70% (too narrow, z = -2.50). The other intervals "
+        "covered their level within chance.")
+    t.loc[1, ["coverage_95", "cover_z_95"]] = [0.99, 2.2]
+    assert "naive's 95 % covered 99% (too wide, z = +2.20)" in coverage_verdict(t)
+    t[["cover_z_80", "cover_z_95"]] = 0.5
+    assert coverage_verdict(t) == (
+        "Every model's intervals covered their level within chance over these 40 folds: each "
+        "coverage lies within 2 standard errors of 80 % and 95 % (the folds, not the steps, "
+        "are the samples).")
+    # a summary read back from a model file: None where the table had NaN
+    t = t.astype(object)
+    t[["cover_z_80", "cover_z_95"]] = None
+    assert coverage_verdict(t) is None
+    assert coverage_verdict(t.drop(columns=["cover_z_80", "cover_z_95"])) is None

@@ -126,3 +126,53 @@ def test_paired_z_is_scipys_paired_t_statistic():
     assert metrics.paired_z([1.0, 2.0], [2.0, 3.0]) == np.inf
     with pytest.raises(DataError, match="same shape"):
         metrics.paired_z([1.0, 2.0], [1.0])
+
+
+def test_coverage_z_against_hand_computation():
+    """Equal counts: the spread of the per-fold coverages over sqrt(folds), rescaled from
+    the observed coverage to the nominal one; unequal counts: the ratio estimator."""
+    rng_ = np.random.default_rng(3)
+    hits = rng_.integers(3, 8, 40).astype(float)
+    counts = np.full(40, 7.0)
+    c = hits.sum() / counts.sum()
+    se = (hits / 7).std(ddof=1) / np.sqrt(40) * np.sqrt(0.8 * 0.2 / (c * (1 - c)))
+    se = max(se, np.sqrt(0.8 * 0.2 / 280))
+    assert metrics.coverage_z(hits, counts, 80) == pytest.approx((c - 0.8) / se, rel=1e-12)
+    counts2 = rng_.integers(5, 8, 40).astype(float)
+    hits2 = np.minimum(hits, counts2)
+    c2 = hits2.sum() / counts2.sum()
+    r = hits2 - c2 * counts2
+    se2 = np.sqrt(40 / 39 * (r ** 2).sum()) / counts2.sum()
+    se2 = max(se2 * np.sqrt(0.95 * 0.05 / (c2 * (1 - c2))), np.sqrt(0.95 * 0.05 / counts2.sum()))
+    assert metrics.coverage_z(hits2, counts2, 95) == pytest.approx((c2 - 0.95) / se2, rel=1e-12)
+    # every fold covered alike: no spread, so the floor of independent steps holds
+    assert metrics.coverage_z(np.full(40, 7.0), counts, 95) == pytest.approx(
+        0.05 / np.sqrt(0.95 * 0.05 / 280), rel=1e-12)
+    # folds without a scored truth are left out; too few folds give NaN
+    assert metrics.coverage_z(np.append(hits, 0.0), np.append(counts, 0.0), 80) == \
+        pytest.approx(metrics.coverage_z(hits, counts, 80), rel=1e-12)
+    assert np.isnan(metrics.coverage_z([3.0], [7.0], 80))
+    with pytest.raises(DataError, match="one of each per fold"):
+        metrics.coverage_z([1.0, 2.0], [7.0], 80)
+    with pytest.raises(ConfigError, match="percentage"):
+        metrics.coverage_z(hits, counts, 100)
+
+
+def test_coverage_z_passes_calibrated_intervals_and_flags_narrow_ones():
+    """Exact intervals of the naive forecast of a Gaussian random walk, 40 folds of 7
+    steps: the chance test passes them in about 95 % of backtests at 80 % (the steps of
+    a fold miss together, so counting steps as samples would flag far more), and flags
+    intervals 0.7 times as wide as too narrow in most."""
+    rng_ = np.random.default_rng(11)
+    err = np.cumsum(rng_.normal(size=(600, 40, 7)), axis=2)
+    sd = np.sqrt(np.arange(1, 8))
+    counts = np.full(40, 7)
+    for level, zq in ((80, 1.2815515655446004), (95, 1.959963984540054)):
+        hits = (np.abs(err) <= zq * sd).sum(2)
+        z = np.array([metrics.coverage_z(h, counts, level) for h in hits])
+        assert 0.89 <= np.mean(np.abs(z) <= 2) <= 0.99, level
+        naive_z = (hits.sum(1) / 280 - level / 100) / np.sqrt(level / 100 * (1 - level / 100) / 280)
+        assert np.mean(np.abs(naive_z) <= 2) < np.mean(np.abs(z) <= 2) - 0.1
+        thin = (np.abs(err) <= 0.7 * zq * sd).sum(2)
+        zt = np.array([metrics.coverage_z(h, counts, level) for h in thin])
+        assert np.mean(zt < -2) > 0.8, level

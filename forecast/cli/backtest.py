@@ -97,9 +97,10 @@ def backtest(ctx: typer.Context,
         show(ctx, table(f"Backtest of {run.dataset.name}: {run.result.cutoffs.shape[1]} "
                            f"folds x {cfg.horizon} steps ({run.seconds:.1f} s)",
                            run.result.summary, METRIC_COLUMNS))
-        from forecast.report import random_walk_sentence, skill_verdict
+        from forecast.report import coverage_verdict, random_walk_sentence, skill_verdict
 
-        for text in (skill_verdict(run.result.summary), random_walk_sentence(run.result.folds)):
+        for text in (skill_verdict(run.result.summary), coverage_verdict(run.result.summary),
+                     random_walk_sentence(run.result.folds)):
             if text:
                 say(ctx, text, err=False)
         say(ctx, f"results: {output}" + (f"  report: {report}" if report else ""), err=False)

@@ -19,7 +19,7 @@ from forecast.report.figures import (color_of, figure_html, forecast_figure, las
                                      style_layout)
 
 __all__ = ["STYLESHEET", "render", "write_report", "write_index", "write_plotlyjs",
-           "skill_verdict", "random_walk_sentence"]
+           "skill_verdict", "random_walk_sentence", "coverage_verdict"]
 
 # ---- HTML ------------------------------------------------------------------------------
 # the stylesheet of every page (the batch summary page extends it)
@@ -84,6 +84,44 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.
             "models get, so treat their forecasts as the last value plus noise.")
 
 
+def coverage_verdict(summary: pd.DataFrame, z_max: float = 2.0) -> str | None:
+    """One plain sentence on whether each model's intervals covered their level within
+    the chance of these folds (the summary's ``cover_z_<level>``, `forecast.metrics.
+    coverage_z`): the models whose coverage lies more than `z_max` standard errors off
+    are named, too narrow or too wide; otherwise every one passes. None without the
+    columns (a backtest without folds or intervals)."""
+    cols = sorted((c for c in summary.columns if c.startswith("cover_z_")),
+                  key=lambda c: float(c[len("cover_z_"):]))
+    if not cols:
+        return None
+    folds = _number(summary["n_folds"].max()) if "n_folds" in summary else float("nan")
+    over = f"over these {int(folds)} folds" if np.isfinite(folds) else "in this backtest"
+    off, judged = [], 0
+    for _, row in summary.iterrows():
+        parts = []
+        for c in cols:
+            lv = c[len("cover_z_"):]
+            z, cov = _number(row.get(c)), _number(row.get(f"coverage_{lv}"))
+            if not (np.isfinite(z) and np.isfinite(cov)):
+                continue
+            judged += 1
+            if abs(z) > z_max:
+                parts.append(f"{lv} % covered {cov:.0%} (too {'wide' if z > 0 else 'narrow'}, "
+                             f"z = {z:+.2f})")
+        if parts:
+            off.append(f"{row['model']}'s " + " and ".join(parts))
+    if not judged:
+        return None
+    levels = " and ".join(f"{c[len('cover_z_'):]} %" for c in cols)
+    if not off:
+        return (f"Every model's intervals covered their level within chance {over}: each "
+                f"coverage lies within {z_max:g} standard errors of {levels} (the folds, not "
+                "the steps, are the samples).")
+    return (f"Intervals off their level by more than chance {over} (over {z_max:g} standard "
+            f"errors): " + "; ".join(off) + ". The other intervals covered their level "
+            "within chance.")
+
+
 def random_walk_sentence(folds) -> str | None:
     """One plain sentence per model whose fits kept the random walk (the ``random_walk``
     column of a backtest's folds table: the recurrent models' linear-start test), or None."""
@@ -101,7 +139,7 @@ def random_walk_sentence(folds) -> str | None:
 
 def _verdict(summary, folds=None) -> str:
     out = ""
-    for text in (skill_verdict(summary), random_walk_sentence(folds)):
+    for text in (skill_verdict(summary), coverage_verdict(summary), random_walk_sentence(folds)):
         if text:
             out += f'<p class="verdict">{html.escape(text)}</p>'
     return out
