@@ -213,6 +213,7 @@ def test_run_records_each_series_and_exits_3_when_some_fail(mixed_run):
     ok = status["S00"]
     assert ok["backtest"]["folds"] == 2 and ok["backtest"]["model"]["mae"] > 0
     assert ok["backtest"]["naive"]["mae"] > 0 and "skill_mae" in ok["backtest"]["model"]
+    assert {"cover_z_80", "cover_z_95"} <= set(ok["backtest"]["model"])  # the chance test
     for key in ("load", "backtest", "fit", "predict", "report", "total"):
         assert ok["seconds"][key] >= 0
     # every forecast once, in config order, with the model that made it

@@ -454,3 +454,19 @@ def test_sorting_and_filtering_work_in_a_browser(tmp_path):
     assert out["failed"] == ["failed"] * n_failed
     assert out["shown"] == f"{n_failed} of {len(manifest['series'])} series shown"
     assert out["search"] == [f"S{k:04d}" for k in range(10, 20)]
+
+
+def test_a_coverage_beyond_chance_is_marked_with_its_direction():
+    """The backtest's chance test (`cover_z_<level>`) reaches the summary page: a coverage
+    more than 2 standard errors off its level is marked and its title says which way."""
+    s = _series(0, "ok")
+    s["backtest"]["model"].update(coverage_80=0.7, cover_z_80=-2.5, cover_z_95=0.4)
+    manifest = _manifest([s, _series(1, "ok")])
+    rows = _Rows(render_summary(manifest)).rows
+    c = _cells(rows[0])
+    assert c["cov 80"][1] == "70%" and c["cov 80"][0]["class"] == "bad"
+    assert c["cov 80"][0]["title"] == "z = -2.50: too narrow, beyond chance"
+    assert "class" not in c["cov 95"][0]
+    assert c["cov 95"][0]["title"] == "z = +0.40: within chance of 95 %"
+    plain = _cells(rows[1])  # a manifest written before the test: no title, no mark
+    assert "title" not in plain["cov 80"][0] and "class" not in plain["cov 80"][0]

@@ -393,9 +393,18 @@ def _row(pos: int, s: dict, spark: dict | None) -> str:
         title = f"MAE {mae:,.4g} against {nmae:,.4g} (naive)" if (
             mae is not None and nmae is not None) else None
         cells.append(_cell(f"{skill:+.1%}", sort=repr(skill), cls=cls, title=title))
-    for key in ("coverage_80", "coverage_95"):
-        v = _num(model_m.get(key))
-        cells.append(_cell() if v is None else _cell(f"{v:.0%}", sort=repr(v)))
+    for lv in ("80", "95"):
+        v, z = _num(model_m.get(f"coverage_{lv}")), _num(model_m.get(f"cover_z_{lv}"))
+        if v is None:
+            cells.append(_cell())
+            continue
+        # the backtest's chance test (`forecast.metrics.coverage_z`): beyond 2 standard
+        # errors of the level the cell is marked and its title says which way
+        off = z is not None and abs(z) > 2
+        title = None if z is None else (
+            f"z = {z:+.2f}: " + (f"too {'wide' if z > 0 else 'narrow'}, beyond chance"
+                                 if off else "within chance of " + lv + " %"))
+        cells.append(_cell(f"{v:.0%}", sort=repr(v), cls="bad" if off else "", title=title))
     mase = _num(model_m.get("mase"))
     cells.append(_cell() if mase is None else _cell(f"{mase:.2f}", sort=repr(mase)))
     secs = s.get("seconds")

@@ -315,7 +315,7 @@ def _clean(row: dict | None) -> dict[str, Any] | None:
         return None
     out = {}
     for k, v in row.items():
-        if k in _KEEP or str(k).startswith("coverage_"):
+        if k in _KEEP or str(k).startswith(("coverage_", "cover_z_")):
             if hasattr(v, "item"):
                 v = v.item()
             out[str(k)] = None if isinstance(v, float) and not math.isfinite(v) else v
