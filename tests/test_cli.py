@@ -253,6 +253,17 @@ def test_backtest_prints_a_table_and_writes_results_and_report(workdir):
     assert invoke("report", "bt.csv", "-o", "x.html").exit_code == 2  # needs --data
 
 
+def test_backtest_table_shows_the_coverage_of_the_levels_asked_for(workdir):
+    data = series_csv(workdir / "s.csv")
+    res = invoke("backtest", data, "-t", "value", "--models", "drift", "--folds", "3",
+                 "--levels", "90,97.5", "-o", "bt.csv")
+    assert res.exit_code == 0, res.output
+    assert "cover 90%" in res.stdout and "cover 97.5%" in res.stdout
+    assert "cover 80%" not in res.stdout
+    said = " ".join(res.stdout.split())
+    assert "over these 3 folds" in said and ("90 %" in said or "97.5 %" in said)
+
+
 def test_backtest_default_output_goes_to_reports(workdir):
     data = series_csv(workdir / "s.csv")
     res = invoke("--quiet", "backtest", data, "-t", "value", "--models", "naive", "--folds", "2",

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from forecast.cli.options import DATA_HELP, check_output, data_spec, parse_levels
-from forecast.cli.ui import METRIC_COLUMNS, Bars, run_body, say, show, table
+from forecast.cli.ui import Bars, metric_columns, run_body, say, show, table
 from forecast.errors import ConfigError
 
 app = typer.Typer()
@@ -96,7 +96,7 @@ def backtest(ctx: typer.Context,
         cfg = run.result.config
         show(ctx, table(f"Backtest of {run.dataset.name}: {run.result.cutoffs.shape[1]} "
                            f"folds x {cfg.horizon} steps ({run.seconds:.1f} s)",
-                           run.result.summary, METRIC_COLUMNS))
+                           run.result.summary, metric_columns(run.result.summary)))
         from forecast.report import coverage_verdict, random_walk_sentence, skill_verdict
 
         for text in (skill_verdict(run.result.summary), coverage_verdict(run.result.summary),

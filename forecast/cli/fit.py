@@ -10,7 +10,7 @@ import typer
 
 from forecast.cli.options import (DATA_HELP, check_model_spec, check_output, data_spec,
                                   inference_start, parse_levels, parse_params)
-from forecast.cli.ui import METRIC_COLUMNS, Bars, run_body, say, show, table
+from forecast.cli.ui import Bars, metric_columns, run_body, say, show, table
 
 app = typer.Typer()
 
@@ -99,7 +99,7 @@ def _fit_summary(ctx, run, path, report) -> None:
     if note:
         say(ctx, f"{run.name} {note}", err=False)
     if run.backtest is not None:
-        show(ctx, table("Backtest", run.backtest.summary, METRIC_COLUMNS))
+        show(ctx, table("Backtest", run.backtest.summary, metric_columns(run.backtest.summary)))
     say(ctx, f"model file: {path}" + (f"  report: {report}" if report else ""), err=False)
 
 

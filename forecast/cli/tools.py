@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from forecast.cli.options import split_list
-from forecast.cli.ui import METRIC_COLUMNS, Bars, run_body, say, show, table
+from forecast.cli.ui import Bars, metric_columns, run_body, say, show, table
 from forecast.errors import ConfigError, OutputError
 
 app = typer.Typer()
@@ -93,5 +93,5 @@ def demo(ctx: typer.Context,
     for name, run in result.backtests.items():
         show(ctx, table(f"{name}: {run.result.cutoffs.shape[1]} folds x "
                            f"{run.result.config.horizon} steps", run.result.summary,
-                           METRIC_COLUMNS))
+                           metric_columns(run.result.summary)))
     say(ctx, f"report: {result.index} ({time.perf_counter() - t0:.0f} s)", err=False)

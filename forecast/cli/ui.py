@@ -22,7 +22,7 @@ from forecast.errors import ForecastError
 
 __all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "ForecastGroup", "Settings", "get_settings",
            "say", "run_body", "one_line", "console", "Bars", "BatchBar", "table", "show",
-           "METRIC_COLUMNS", "help_without_command"]
+           "METRIC_COLUMNS", "metric_columns", "help_without_command"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -241,6 +241,16 @@ METRIC_COLUMNS = [("model", "model", ""), ("mae", "MAE", ".4g"), ("rmse", "RMSE"
                    ("mase", "MASE", ".3f"), ("skill_mae", "skill vs naive", "skill"),
                    ("coverage_80", "cover 80%", ".0%"), ("coverage_95", "cover 95%", ".0%"),
                    ("seconds", "seconds", ".1f")]
+
+
+def metric_columns(frame) -> list[tuple[str, str, str]]:
+    """METRIC_COLUMNS with a coverage column for every interval level `frame` has
+    (``--levels 90`` shows "cover 90%"), in the order of the levels."""
+    levels = sorted((c for c in frame.columns if c.startswith("coverage_")),
+                    key=lambda c: float(c[len("coverage_"):].replace("_", ".")))
+    cover = [(c, f"cover {c[len('coverage_'):].replace('_', '.')}%", ".0%") for c in levels]
+    plain = [c for c in METRIC_COLUMNS if not c[0].startswith("coverage_")]
+    return plain[:-1] + cover + plain[-1:]
 
 
 class BatchBar:
