@@ -134,6 +134,14 @@ def fold_cutoffs(dataset: Dataset, config: BacktestConfig) -> np.ndarray:
             fits = (n - H - first) // step + 1 if n - H >= first else 0
             count = fits if config.n_folds is None else min(fits, config.n_folds)
             cuts = [first + k * step for k in range(count)]
+        if cuts and cuts[0] < 1:
+            uid = dataset.ids[i] if i < len(dataset.ids) else i
+            room = max((n - H - 1) // step + 1, 0) if n - H >= 1 else 0
+            raise DataError(
+                f"{len(cuts)} folds of {H} steps, {step} apart, leave no rows to train on "
+                f"before the first fold of series {uid!r} ({n} rows): it has room for at most "
+                f"{room} fold(s), and the models need many training rows before them; ask "
+                "for fewer folds (--folds) or a shorter horizon, or give a longer series")
         out.append(cuts)
     counts = {len(c) for c in out}
     if len(counts) != 1 or 0 in counts:
@@ -231,7 +239,9 @@ def _run_model(name, proto, dataset, cuts, config, progress=None):
         try:
             model.fit(train)
         except DataError as exc:
-            raise DataError(f"backtest fold {group[0]} (model {name!r}): {exc}") from None
+            hint = ("; this fold trains on the rows before its cut-off (fewer folds leave "
+                    "it more)" if group[0] == 0 else "")
+            raise DataError(f"backtest fold {group[0]} (model {name!r}): {exc}{hint}") from None
         fit_s = time.perf_counter() - t0
         series = np.repeat(np.arange(n_series), len(group))
         rws = cuts[:, group].reshape(-1)

@@ -67,6 +67,28 @@ def test_first_cutoff_by_date_or_row():
     np.testing.assert_array_equal(by_date, [[80, 85]])
 
 
+def test_more_folds_than_the_series_holds_is_a_clear_error_not_a_leak():
+    """A cut-off at or before a series' first row used to be accepted: at 0 the first
+    fold trained on nothing, and below 0 Python's negative slicing trained it on all but
+    the last rows (the future of its own forecasts) before a shape error."""
+    data = as_dataset(frame(100))
+    for folds in (20, 33, 40):  # 97 rows before the last fold: room for 19 of 5 steps
+        with pytest.raises(DataError, match=rf"{folds} folds of 5 steps, 5 apart, leave no "
+                           r"rows to train on.*room for at most 19 fold\(s\).*fewer folds"):
+            fold_cutoffs(data, BacktestConfig(horizon=5, n_folds=folds))
+        with pytest.raises(DataError, match="leave no rows to train on"):
+            backtest({"spy": Spy()}, data, BacktestConfig(horizon=5, n_folds=folds))
+        assert Spy.log == []  # nothing was fitted
+    np.testing.assert_array_equal(fold_cutoffs(data, BacktestConfig(horizon=5, n_folds=19))[0, :2],
+                                  [5, 10])
+    with pytest.raises(DataError, match="leave no rows to train on"):  # a date before the start
+        fold_cutoffs(data, BacktestConfig(horizon=5, n_folds=2, first_cutoff="2019-01-01"))
+    # a first fold with too few rows for the model says that fewer folds leave it more
+    with pytest.raises(DataError, match=r"backtest fold 0 \(model 'lin'\): .*fewer folds leave "
+                       "it more"):
+        backtest({"lin": LinearLags(lookback=30)}, data, BacktestConfig(horizon=5, n_folds=19))
+
+
 def test_no_leakage_each_fit_sees_only_rows_before_its_cutoff():
     data = frame(100)
     res = backtest({"spy": Spy()}, data, BacktestConfig(horizon=3, n_folds=4, step=5,
