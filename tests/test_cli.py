@@ -264,6 +264,23 @@ def test_backtest_table_shows_the_coverage_of_the_levels_asked_for(workdir):
     assert "over these 3 folds" in said and ("90 %" in said or "97.5 %" in said)
 
 
+def test_what_loading_decided_is_said_on_stderr(workdir):
+    """A European file (';', decimal commas, day-first dates) is read, and the guesses
+    are said (stderr), never silently taken."""
+    src = pd.read_csv(series_csv(workdir / "s.csv"))
+    src["date"] = pd.to_datetime(src["date"]).dt.strftime("%d/%m/%Y")
+    src[["date", "value"]].to_csv(workdir / "eu.csv", sep=";", decimal=",", index=False)
+    res = invoke("backtest", "eu.csv", "-t", "value", "--models", "drift", "--folds", "2",
+                 "-o", "bt.csv")
+    assert res.exit_code == 0, res.output
+    assert "data: read the timestamps day first (%d/%m/%Y)" in res.stderr
+    assert "data: read column 'value' with decimal commas" in res.stderr
+    plain = invoke("backtest", "s.csv", "-t", "value", "--models", "drift", "--folds", "2",
+                   "-o", "bt2.csv")
+    np.testing.assert_allclose(pd.read_csv("bt.csv")["yhat"], pd.read_csv("bt2.csv")["yhat"])
+    assert "day first" not in plain.stderr
+
+
 def test_backtest_default_output_goes_to_reports(workdir):
     data = series_csv(workdir / "s.csv")
     res = invoke("--quiet", "backtest", data, "-t", "value", "--models", "naive", "--folds", "2",

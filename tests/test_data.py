@@ -172,6 +172,56 @@ def test_unparseable_timestamps(tmp_path):
         data.load(write(tmp_path, text))
 
 
+def test_day_first_dates_are_read_day_first_and_said(tmp_path):
+    """31/12/2015 dates: month first fails at the first day past the 12th, and one
+    day-first format reads every row, so the file is read day first and the report says
+    so. A file that day first cannot read whole still gets the mixed-formats error, and
+    pandas' year-day-month guess for ISO dates is never taken."""
+    rows = pd.date_range("2020-01-01", periods=40, freq="D")
+    text = "date,OT\n" + "".join(f"{t:%d/%m/%Y},{i}\n" for i, t in enumerate(rows))
+    ds = data.load(write(tmp_path, text))
+    assert list(ds.frame["ds"]) == list(rows) and ds.freq.alias == "D"
+    note = next(n for n in ds.report.notes if "day first" in n)
+    assert "(%d/%m/%Y): '13/01/2020' (row 12 (line 14 of s.csv)) cannot be month first" in note
+    dotted = "date,OT\n" + "".join(f"{t:%d.%m.%Y %H:%M},{i}\n" for i, t in enumerate(rows))
+    assert list(data.load(write(tmp_path, dotted, "d.csv")).frame["ds"]) == list(rows)
+    mixed = text.replace("05/01/2020", "2020-01-05")
+    with pytest.raises(DataError, match="mixes timestamp formats"):
+        data.load(write(tmp_path, mixed, "m.csv"))
+    ydm = "date,OT\n2020-01-01,1\n2020-13-01,2\n2020-01-03,3\n"  # not year-day-month
+    with pytest.raises(DataError, match="cannot be read as timestamps"):
+        data.load(write(tmp_path, ydm, "y.csv"))
+
+
+def test_decimal_commas_and_thousands_separators_are_read_as_numbers(tmp_path):
+    """A ';'-separated file writes decimal commas (20,7; 1.234,5); a comma-separated one
+    can quote numbers with commas between thousands ("1,234.5"). Either is read when
+    every value of the column is of that kind, and the report says so; anything else
+    is still named as non-numeric."""
+    days = pd.date_range("2020-01-01", periods=6, freq="D")
+    vals = ["20,7", "1.234,5", "-3", "0,25", "", "7"]
+    text = "date;OT\n" + "".join(f"{t:%Y-%m-%d};{v}\n" for t, v in zip(days, vals))
+    ds = data.load(write(tmp_path, text), gaps="fill")
+    np.testing.assert_allclose(ds.frame["OT"], [20.7, 1234.5, -3.0, 0.25, 3.625, 7.0])
+    assert any("decimal commas" in n and "';'-separated" in n for n in ds.report.notes)
+    us = "date,OT\n" + "".join(f'{t:%Y-%m-%d},"{v}"\n' for t, v in
+                               zip(days, ["1,234.5", "12", "2,000", "3.5", "1,000,000", "-4"]))
+    ds = data.load(write(tmp_path, us, "u.csv"))
+    np.testing.assert_allclose(ds.frame["OT"], [1234.5, 12, 2000, 3.5, 1e6, -4])
+    assert any("commas between thousands" in n for n in ds.report.notes)
+    odd = text.replace("0,25", "0,25 C")
+    with pytest.raises(DataError, match=r"column 'OT' is written with decimal commas, but 1 "
+                       r"value\(s\) are no such number \(first at row 3 \(line 5 of o.csv\): "
+                       "'0,25 C'\\)"):
+        data.load(write(tmp_path, odd, "o.csv"), gaps="fill")
+    both = text.replace("0,25", "0.25")  # a decimal point among decimal commas
+    with pytest.raises(DataError, match=r"decimal commas, but 1 value\(s\).*'0.25'"):
+        data.load(write(tmp_path, both, "b.csv"), gaps="fill")
+    words = "date;OT\n2020-01-01;high\n2020-01-02;low\n"  # no comma anywhere: as before
+    with pytest.raises(DataError, match="2 non-numeric value"):
+        data.load(write(tmp_path, words, "w.csv"))
+
+
 def test_mixed_timestamp_formats(tmp_path):
     text = "date,OT\n2020-01-01,1\n2020-01-02,2\n01/03/2020,3\n2020-01-04,4\n"
     with pytest.raises(DataError, match=r"mixes timestamp formats: row 0 .* is '2020-01-01' but row 2 .* is '01/03/2020'.*one format"):

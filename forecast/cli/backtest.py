@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from forecast.cli.options import DATA_HELP, check_output, data_spec, parse_levels
-from forecast.cli.ui import Bars, metric_columns, run_body, say, show, table
+from forecast.cli.ui import Bars, data_notes, metric_columns, run_body, say, show, table
 from forecast.errors import ConfigError
 
 app = typer.Typer()
@@ -92,6 +92,7 @@ def backtest(ctx: typer.Context,
         return run
 
     run = run_body(ctx, body)
+    data_notes(ctx, run.dataset)
     if output != "-":
         cfg = run.result.config
         show(ctx, table(f"Backtest of {run.dataset.name}: {run.result.cutoffs.shape[1]} "

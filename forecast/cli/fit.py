@@ -10,7 +10,7 @@ import typer
 
 from forecast.cli.options import (DATA_HELP, check_model_spec, check_output, data_spec,
                                   inference_start, parse_levels, parse_params)
-from forecast.cli.ui import Bars, metric_columns, run_body, say, show, table
+from forecast.cli.ui import Bars, data_notes, metric_columns, run_body, say, show, table
 
 app = typer.Typer()
 
@@ -75,6 +75,7 @@ def fit(ctx: typer.Context,
         return run, path
 
     run, path = run_body(ctx, body)
+    data_notes(ctx, run.dataset)
     _fit_summary(ctx, run, path, report)
 
 

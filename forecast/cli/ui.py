@@ -22,7 +22,7 @@ from forecast.errors import ForecastError
 
 __all__ = ["EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "ForecastGroup", "Settings", "get_settings",
            "say", "run_body", "one_line", "console", "Bars", "BatchBar", "table", "show",
-           "METRIC_COLUMNS", "metric_columns", "help_without_command"]
+           "METRIC_COLUMNS", "metric_columns", "data_notes", "help_without_command"]
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
@@ -75,6 +75,13 @@ def get_settings(ctx: typer.Context) -> Settings:
 def say(ctx: typer.Context, text: str = "", err: bool = True) -> None:
     if not get_settings(ctx).quiet:
         typer.echo(text, err=err)
+
+
+def data_notes(ctx: typer.Context, dataset) -> None:
+    """What loading the data decided for the user (read day first, decimal commas, times
+    converted to UTC, markers replaced: `forecast.data.LoadReport.notes`), on stderr."""
+    for note in getattr(getattr(dataset, "report", None), "notes", ()):
+        say(ctx, f"data: {note}")
 
 
 def run_body(ctx: typer.Context, body) -> Any:

@@ -27,6 +27,7 @@ class Source:
     path: Path | None = None
     encoding: str | None = None
     bundled: str | None = None  # the bundled dataset name, if any
+    sep: str | None = None  # a CSV file's field separator
 
     def where(self, row: int) -> str:
         """``row 17 (line 19)`` for CSV files, ``row 17`` otherwise (rows count from 0,
@@ -151,7 +152,7 @@ def _read_csv(path: Path, src: Source) -> pd.DataFrame:
     for encoding in ("utf-8", "latin-1"):
         try:
             frame = pd.read_csv(path, sep=sep, encoding=encoding, low_memory=False)
-            src.encoding = encoding
+            src.encoding, src.sep = encoding, sep
             break
         except UnicodeDecodeError:
             continue

@@ -155,6 +155,22 @@ def _parse_strings(col: pd.Series, options: LoadOptions, src: Source, report: Lo
     return _diagnose_times(col, options, src, report)
 
 
+def _day_first(text: pd.Series) -> tuple[pd.Series, str] | None:
+    """The timestamps read day first (``31/12/2015``, ``31.12.2015 23:00``) when one such
+    format, guessed from the first value, reads every one of them; None otherwise. Only
+    formats that start with the day qualify (pandas would also guess year-day-month)."""
+    from pandas.tseries.api import guess_datetime_format
+
+    first = text.iloc[0] if len(text) else None
+    if not isinstance(first, str):
+        return None
+    fmt = guess_datetime_format(first, dayfirst=True)
+    if not fmt or not fmt.startswith("%d"):
+        return None
+    times = pd.to_datetime(text, format=fmt, errors="coerce")
+    return (times, fmt) if times.notna().all() else None
+
+
 def _diagnose_times(col: pd.Series, options: LoadOptions, src: Source, report: LoadReport) -> pd.Series:
     name = col.name
     text = col.astype("string").str.strip()
@@ -187,6 +203,13 @@ def _diagnose_times(col: pd.Series, options: LoadOptions, src: Source, report: L
         if mixed.notna().all():
             first_fmt = pd.to_datetime(col, errors="coerce")
             j = _first(first_fmt.isna().to_numpy())
+            day = _day_first(text)
+            if day is not None:
+                times, dfmt = day
+                report.note(f"read the timestamps day first ({dfmt}): {text.iloc[j]!r} "
+                            f"({src.where(j)}) cannot be month first; pass time_format= "
+                            "(--time-format) to read them otherwise")
+                return times
             raise DataError(
                 f"time column {name!r} mixes timestamp formats: {src.where(0)} is "
                 f"{text.iloc[0]!r} but {src.where(j)} is {text.iloc[j]!r}; write every "
@@ -306,6 +329,36 @@ def _when(times: pd.Series, i: int) -> str:
     return str(times.iloc[i])
 
 
+#: a number with a decimal comma and optional dots between thousands (1.234,5; 20,7)
+_DECIMAL_COMMA = r"[+-]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?"
+#: a number with commas between thousands and an optional decimal point (1,234.5)
+_THOUSANDS_COMMA = r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?"
+
+
+def _local_numbers(text: pd.Series, sep: str | None):
+    """Numbers written the local way: in a file separated by ``;`` (or tab or ``|``),
+    decimal commas (``20,7``, ``1.234,5``), the convention wherever the comma is the
+    decimal mark; in a comma-separated file, commas between thousands (``"1,234.5"``,
+    quoted). Returns ``(floats, how, misfits)`` when some value has such a comma, with
+    ``misfits`` marking the values that are no number of that kind; None when none has
+    one or the source is not a CSV file."""
+    if sep is None:
+        return None
+    filled = (text.notna() & (text != "")).to_numpy(dtype=bool)
+    if sep == ",":
+        pattern, how = _THOUSANDS_COMMA, "with commas between thousands (1,234.5 = 1234.5)"
+        plain = text.str.replace(",", "", regex=False)
+    else:
+        pattern = _DECIMAL_COMMA
+        how = (f"with decimal commas (1.234,5 = 1234.5), as its {sep!r}-separated file "
+               "writes them")
+        plain = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    fits = text.str.fullmatch(pattern).fillna(False).to_numpy(dtype=bool)
+    if not (fits & text.str.contains(",", regex=False).fillna(False).to_numpy(dtype=bool)).any():
+        return None
+    return pd.to_numeric(plain.where(fits), errors="coerce"), how, filled & ~fits
+
+
 def value_column(frame: pd.DataFrame, name: str, role: str, times: pd.Series,
                  options: LoadOptions, src: Source, report: LoadReport) -> np.ndarray:
     """Column `name` as float64 with missing markers turned into NaN; raises on text,
@@ -323,6 +376,18 @@ def value_column(frame: pd.DataFrame, name: str, role: str, times: pd.Series,
             text = text.mask(hit)
         parsed = pd.to_numeric(text, errors="coerce")
         bad = (parsed.isna() & text.notna() & (text != "")).to_numpy(dtype=bool)
+        local = _local_numbers(text, src.sep) if bad.any() else None
+        if local is not None:
+            parsed, how, misfits = local
+            if misfits.any():
+                i = _first(misfits)
+                raise DataError(
+                    f"column {name!r} is written {how.split(' (')[0]}, but {int(misfits.sum())} "
+                    f"value(s) are no such number (first at {src.where(i)}: {text.iloc[i]!r}); "
+                    "write every value the same way, or declare a marker for missing values "
+                    f"with missing_values=[{text.iloc[i]!r}] (--missing)")
+            bad = np.zeros(len(text), dtype=bool)
+            report.note(f"read column {name!r} {how}")
         if bad.any():
             i = _first(bad)
             fix = "choose another target (--target)" if role == "target" else \
