@@ -20,6 +20,7 @@ import argparse
 
 import numpy as np
 from scipy.stats import norm
+from scipy.stats import t as student_t
 
 from forecast.metrics import coverage_z
 
@@ -32,6 +33,7 @@ def spread(folds: int, horizon: int, repeats: int, seed: int = 0, narrow: float 
     inside = np.ones(repeats, bool)
     out, passed, flagged = {}, {}, {}
     counts = np.full(folds, horizon)
+    crit = max(2.0, float(student_t.ppf(0.975, folds - 1)))  # as `forecast backtest` judges
     for a in range(0, repeats, 2000):  # in blocks: 20,000 x 40 x 24 floats at once is large
         n = min(2000, repeats - a)
         err = np.cumsum(rng.normal(size=(n, folds, horizon)), axis=2)
@@ -42,10 +44,10 @@ def spread(folds: int, horizon: int, repeats: int, seed: int = 0, narrow: float 
             out.setdefault(level, []).append(cov)
             inside[a:a + n] &= (cov >= lo) & (cov <= hi)
             zs = np.array([coverage_z(h, counts, level) for h in hits])
-            passed.setdefault(level, []).append(np.abs(zs) <= 2)
+            passed.setdefault(level, []).append(np.abs(zs) <= crit)
             thin = (np.abs(err) <= narrow * z * sd).sum(2)
             zn = np.array([coverage_z(h, counts, level) for h in thin])
-            flagged.setdefault(level, []).append(zn < -2)
+            flagged.setdefault(level, []).append(zn < -crit)
     res = {"both": float(inside.mean())}
     for level, covs in out.items():
         c = np.concatenate(covs)

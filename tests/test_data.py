@@ -222,6 +222,25 @@ def test_decimal_commas_and_thousands_separators_are_read_as_numbers(tmp_path):
         data.load(write(tmp_path, words, "w.csv"))
 
 
+def test_dates_and_times_of_day_in_two_columns_make_one_timestamp(tmp_path):
+    """Weather-station exports write Date,Time,...: the two are joined (and said), so an
+    hourly file is not read as 24 duplicates a day. Not when the user named the time
+    column, nor when the other column is not all times of day."""
+    hours = pd.date_range("2020-01-01", periods=72, freq="h")
+    text = "Date,Time,T\n" + "".join(f"{t:%Y-%m-%d},{t:%H:%M},{i}\n"
+                                      for i, t in enumerate(hours))
+    ds = data.load(write(tmp_path, text))
+    assert list(ds.frame["ds"]) == list(hours) and ds.freq.alias == "h"
+    np.testing.assert_array_equal(ds.frame["T"], np.arange(72.0))
+    assert any("joined the dates of column 'Date' with the times of day of column 'Time'" in n
+               for n in ds.report.notes)
+    with pytest.raises(DataError, match="duplicated timestamp"):
+        data.load(write(tmp_path, text), time_col="Date")
+    broken = text.replace("05:00", "n/a", 1)
+    with pytest.raises(DataError, match="duplicated timestamp"):
+        data.load(write(tmp_path, broken, "b.csv"))
+
+
 def test_mixed_timestamp_formats(tmp_path):
     text = "date,OT\n2020-01-01,1\n2020-01-02,2\n01/03/2020,3\n2020-01-04,4\n"
     with pytest.raises(DataError, match=r"mixes timestamp formats: row 0 .* is '2020-01-01' but row 2 .* is '01/03/2020'.*one format"):

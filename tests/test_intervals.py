@@ -283,16 +283,22 @@ def test_backtest_summary_tests_each_coverage_against_chance():
                       "coverage_95": [0.9, 0.96], "cover_z_80": [-2.5, 0.1],
                       "cover_z_95": [-1.0, 0.4], "n_folds": [40, 40]})
     assert coverage_verdict(t) == (
-        "Intervals off their level by more than chance over these 40 folds (over 2 standard "
-        "errors): gru's 80 % covered 70% (too narrow, z = -2.50). The other intervals "
-        "covered their level within chance.")
+        "Intervals off their level by more than chance over these 40 folds (over 2.02 "
+        "standard errors): gru's 80 % covered 70% (too narrow, z = -2.50). The other "
+        "intervals covered their level within chance.")
+    # a standard error from a few folds is itself uncertain: Student's t sets the bar
+    assert coverage_verdict(t.assign(n_folds=5)).startswith(
+        "Every model's intervals covered their level within chance over these 5 folds: each "
+        "coverage lies within 2.78 standard errors")
+    assert "over 2 standard errors" in coverage_verdict(t.drop(columns="n_folds"))
+    assert "over 2 standard errors" in coverage_verdict(t.assign(n_folds=5), z_max=2.0)
     t.loc[1, ["coverage_95", "cover_z_95"]] = [0.99, 2.2]
     assert "naive's 95 % covered 99% (too wide, z = +2.20)" in coverage_verdict(t)
     t[["cover_z_80", "cover_z_95"]] = 0.5
     assert coverage_verdict(t) == (
         "Every model's intervals covered their level within chance over these 40 folds: each "
-        "coverage lies within 2 standard errors of 80 % and 95 % (the folds, not the steps, "
-        "are the samples).")
+        "coverage lies within 2.02 standard errors of 80 % and 95 % (the folds, not the "
+        "steps, are the samples).")
     # a summary read back from a model file: None where the table had NaN
     t = t.astype(object)
     t[["cover_z_80", "cover_z_95"]] = None

@@ -43,6 +43,7 @@ from forecast.data._validate import (
     find_time_col,
     out_of_order,
     parse_times,
+    time_of_day_col,
     raise_duplicates,
     value_column,
 )
@@ -94,10 +95,17 @@ def load(source, options: LoadOptions | None = None, **overrides) -> Dataset:
                         duplicates_policy=options.duplicates)
 
     time_col = find_time_col(raw, options, src)
+    clock = time_of_day_col(raw, time_col, options)
     id_col = find_id_col(raw, options, src)
     if id_col == time_col:
         raise DataError(f"column {time_col!r} cannot be both the time and the id column")
-    reserved = [c for c in (time_col, id_col) if c is not None]
+    reserved = [c for c in (time_col, id_col, clock) if c is not None]
+    if clock is not None:  # dates in one column, times of day in another: one timestamp
+        stamp = (raw[time_col].astype("string").str.strip() + " "
+                 + raw[clock].astype("string").str.strip()).rename(time_col)
+        raw = raw.assign(**{time_col: stamp})
+        report.note(f"joined the dates of column {time_col!r} with the times of day of "
+                    f"column {clock!r} into one timestamp")
     targets = find_targets(raw, options, reserved, src)
     covariates = find_covariates(raw, options, reserved, targets, src)
     times = parse_times(raw[time_col], options, src, report)

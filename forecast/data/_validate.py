@@ -69,6 +69,33 @@ def find_time_col(frame: pd.DataFrame, options: LoadOptions, src: Source) -> str
     )
 
 
+_TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
+
+
+def time_of_day_col(frame: pd.DataFrame, time_col: str, options: LoadOptions) -> str | None:
+    """A column that holds the time of day (``13:00``, ``7:30:00``) for a time column that
+    holds dates only (weather-station exports write ``Date,Time,...``): the first other
+    text column whose every value is a time of day, or None. Not looked for when the
+    time column was named or given a format (the user said how to read it)."""
+    if options.time_col is not None or options.time_format is not None:
+        return None
+    dates = frame[time_col]
+    if pd.api.types.is_datetime64_any_dtype(dates) or pd.api.types.is_numeric_dtype(dates):
+        return None
+    text = dates.astype("string").str.strip()
+    if text.str.contains(r"[:T]", regex=True).fillna(False).any():
+        return None  # the time column carries its own times
+    for col in frame.columns:
+        s = frame[col]
+        if col == time_col or pd.api.types.is_numeric_dtype(s) or \
+                pd.api.types.is_datetime64_any_dtype(s):
+            continue
+        t = s.astype("string").str.strip()
+        if t.notna().all() and t.str.fullmatch(_TIME_OF_DAY).all():
+            return col
+    return None
+
+
 def _looks_like_dates(head: pd.Series) -> bool:
     text = head.astype("string").str.strip()
     if not text.str.contains(r"\d", regex=True).all():

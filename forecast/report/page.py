@@ -84,18 +84,26 @@ def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.
             "models get, so treat their forecasts as the last value plus noise.")
 
 
-def coverage_verdict(summary: pd.DataFrame, z_max: float = 2.0) -> str | None:
+def coverage_verdict(summary: pd.DataFrame, z_max: float | None = None) -> str | None:
     """One plain sentence on whether each model's intervals covered their level within
     the chance of these folds (the summary's ``cover_z_<level>``, `forecast.metrics.
     coverage_z`): the models whose coverage lies more than `z_max` standard errors off
-    are named, too narrow or too wide; otherwise every one passes. None without the
-    columns (a backtest without folds or intervals)."""
+    are named, too narrow or too wide; otherwise every one passes. By default `z_max` is
+    the two-sided 95 % point of Student's t over the folds (2.02 for 40, 2.26 for 10,
+    4.30 for 3: a standard error from a few folds is itself uncertain), and 2 when the
+    number of folds is unknown. None without the columns (a backtest without folds or
+    intervals)."""
     cols = sorted((c for c in summary.columns if c.startswith("cover_z_")),
                   key=lambda c: float(c[len("cover_z_"):]))
     if not cols:
         return None
     folds = _number(summary["n_folds"].max()) if "n_folds" in summary else float("nan")
     over = f"over these {int(folds)} folds" if np.isfinite(folds) else "in this backtest"
+    if z_max is None:
+        from scipy.stats import t as student_t
+
+        z_max = max(2.0, float(student_t.ppf(0.975, folds - 1))) if np.isfinite(folds) \
+            and folds >= 2 else 2.0
     off, judged = [], 0
     for _, row in summary.iterrows():
         parts = []
@@ -115,9 +123,9 @@ def coverage_verdict(summary: pd.DataFrame, z_max: float = 2.0) -> str | None:
     levels = " and ".join(f"{c[len('cover_z_'):]} %" for c in cols)
     if not off:
         return (f"Every model's intervals covered their level within chance {over}: each "
-                f"coverage lies within {z_max:g} standard errors of {levels} (the folds, not "
+                f"coverage lies within {z_max:.3g} standard errors of {levels} (the folds, not "
                 "the steps, are the samples).")
-    return (f"Intervals off their level by more than chance {over} (over {z_max:g} standard "
+    return (f"Intervals off their level by more than chance {over} (over {z_max:.3g} standard "
             f"errors): " + "; ".join(off) + ". The other intervals covered their level "
             "within chance.")
 
