@@ -42,11 +42,14 @@ from forecast.models.forecaster import as_dataset
 from forecast.models.intervals import check_levels, interval_columns
 
 __all__ = ["BacktestConfig", "BacktestResult", "backtest", "fold_cutoffs", "summary_tables",
+           "baseline_skill", "BASELINE_NAMES",
            "refit_groups", "REFITS_PER_MODEL"]
 
 WINDOWS = ("expanding", "sliding")
 REFITS = ("fresh", "warm", "auto")
 REFITS_PER_MODEL = 4  # refit_every=None: at most this many fits per model
+#: the baselines a model is weighed against (``best_baseline`` in summaries)
+BASELINE_NAMES = ("naive", "seasonal_naive", "drift")
 WARM_EPOCHS = 0.25  # a warm refit trains for this share of max_epochs (at least 2)
 
 
@@ -326,6 +329,7 @@ def summary_tables(forecasts: pd.DataFrame, levels=None) -> tuple[pd.DataFrame, 
         summary["beats_naive"] = summary["skill_mae"] > 0
         if "fold" in forecasts:
             summary["skill_z"] = _skill_z(forecasts, summary["model"])
+    summary = baseline_skill(summary, forecasts)
     if "fold" in forecasts:
         for lv in levels:
             if f"coverage_{float(lv):g}" in summary:
@@ -353,17 +357,35 @@ def _cover_z(forecasts: pd.DataFrame, models, level) -> list[float]:
     return out
 
 
-def _skill_z(forecasts: pd.DataFrame, models) -> list[float]:
-    """Per model, `forecast.metrics.paired_z` of its MAE against the naive forecast's
+def baseline_skill(summary: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+    """`summary` with the best baseline by MAE (``best_baseline``: naive, seasonal naive
+    or drift, what a model must beat to be worth its cost), every model's skill against
+    it (``skill_vs_baseline``) and, with folds, its paired z (``skill_vs_baseline_z``).
+    Unchanged without a baseline row."""
+    mae_of = summary.set_index("model")["mae"].astype(float)
+    bases = [b for b in BASELINE_NAMES if b in mae_of.index and np.isfinite(mae_of[b])]
+    if not bases:
+        return summary
+    ref = min(bases, key=lambda b: mae_of[b])
+    summary = summary.copy()
+    summary["best_baseline"] = ref
+    summary["skill_vs_baseline"] = [metrics.skill(v, mae_of[ref]) for v in summary["mae"]]
+    if "fold" in forecasts:
+        summary["skill_vs_baseline_z"] = _skill_z(forecasts, summary["model"], ref)
+    return summary
+
+
+def _skill_z(forecasts: pd.DataFrame, models, reference: str = "naive") -> list[float]:
+    """Per model, `forecast.metrics.paired_z` of its MAE against the `reference` model's
     over the (series, fold) pairs: how many standard errors its gain is above zero. The
     steps of a fold share their path, so the fold, not the row, is the sample."""
     keys = ["unique_id", "fold"] if "unique_id" in forecasts else ["fold"]
     ae = (forecasts["y"] - forecasts["yhat"]).abs().rename("ae")
     per = pd.concat([forecasts[["model"] + keys], ae], axis=1).groupby(
         ["model"] + keys, sort=False)["ae"].mean()
-    base = per.loc["naive"]
+    base = per.loc[reference]
     return [metrics.paired_z(per.loc[m].reindex(base.index).to_numpy(), base.to_numpy())
-            if m != "naive" else float("nan") for m in models]
+            if m != reference else float("nan") for m in models]
 
 
 def _fold_table(forecasts, times, dataset, cuts, config, season):

@@ -327,7 +327,7 @@ class BacktestRun:
 def _merge(results):
     import pandas as pd
 
-    from forecast.backtest import BacktestResult
+    from forecast.backtest import BacktestResult, baseline_skill
 
     parts = {k: [] for k in ("forecasts", "folds", "by_step", "summary")}
     seen_naive = False
@@ -342,6 +342,8 @@ def _merge(results):
     baseline_last = [m for m in order if m not in ("naive", "seasonal_naive", "drift", "mean")] \
         + [m for m in order if m in ("naive", "seasonal_naive", "drift", "mean")]
     summary = tables["summary"].set_index("model").loc[baseline_last].reset_index()
+    # each run found its best baseline among its own rows: find it among all of them
+    summary = baseline_skill(summary, tables["forecasts"])
     return BacktestResult(tables["forecasts"], tables["folds"], tables["by_step"], summary,
                           results[0].config, results[0].cutoffs)
 

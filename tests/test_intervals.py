@@ -304,3 +304,41 @@ def test_backtest_summary_tests_each_coverage_against_chance():
     t[["cover_z_80", "cover_z_95"]] = None
     assert coverage_verdict(t) is None
     assert coverage_verdict(t.drop(columns=["cover_z_80", "cover_z_95"])) is None
+
+
+def test_the_verdict_weighs_the_best_model_against_the_best_baseline():
+    """On a seasonal series beating naive says little: the verdict adds how the best
+    non-baseline model compares with the best baseline (and its paired z); a backtest
+    run model by model (the CLI's) finds that baseline among all of them."""
+    from forecast import workflows as wf
+    from forecast.report import baseline_verdict, skill_verdict
+
+    s = pd.DataFrame({"model": ["gru", "naive", "seasonal_naive"], "mae": [1.0, 5.0, 1.1],
+                      "skill_mae": [0.8, 0.0, 0.78], "best_baseline": "seasonal_naive",
+                      "skill_vs_baseline": [1 - 1.0 / 1.1, -3.5, 0.0],
+                      "skill_vs_baseline_z": [2.5, -9.0, np.nan], "n_folds": 40})
+    assert baseline_verdict(s) == ("Against seasonal naive, the best baseline here, gru is "
+                                   "9.1% better (z = 2.5).")
+    assert skill_verdict(s).endswith(" Against seasonal naive, the best baseline here, gru "
+                                     "is 9.1% better (z = 2.5).")
+    s.loc[0, "skill_vs_baseline_z"] = 0.7
+    assert baseline_verdict(s).endswith("9.1% better, within the noise of the folds (z = 0.7, "
+                                        "below 2).")
+    s.loc[0, "skill_vs_baseline"] = -0.04
+    assert baseline_verdict(s) == ("gru is 4.0% worse (MAE) than seasonal naive, the best "
+                                   "baseline here: on this series seasonal naive is the "
+                                   "forecast to use.")
+    s.loc[0, "skill_vs_baseline"] = -2.0
+    assert baseline_verdict(s).startswith("gru's MAE is 3.0 times that of seasonal naive")
+    assert baseline_verdict(s.assign(best_baseline="naive")) is None  # naive_verdict says it
+    assert baseline_verdict(s.drop(columns="best_baseline")) is None
+
+    run = wf.backtest(wf.DataSpec("seattle-weather", target="temp_max"),
+                      [wf.ModelSpec("linear", lookback=30), wf.ModelSpec("seasonal_naive"),
+                       wf.ModelSpec("drift")], wf.BacktestSpec(folds=6, horizon=7))
+    t = run.result.summary.set_index("model")
+    best = min(("naive", "seasonal_naive", "drift"), key=lambda m: t.loc[m, "mae"])
+    assert (t["best_baseline"] == best).all()
+    np.testing.assert_allclose(t["skill_vs_baseline"], 1 - t["mae"] / t.loc[best, "mae"])
+    assert np.isnan(t.loc[best, "skill_vs_baseline_z"])
+    assert np.isfinite(t.loc["linear", "skill_vs_baseline_z"])

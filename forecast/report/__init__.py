@@ -22,10 +22,11 @@ resolution) so that a page stays well under 5 MB.
 
 from forecast.report.content import (MAX_POINTS, PLOTLY_JS, ModelView, ReportContent, Tables,
                                      summary_from_forecasts)
-from forecast.report.page import (STYLESHEET, coverage_verdict, random_walk_sentence, render,
-                                  skill_verdict,
+from forecast.report.page import (STYLESHEET, baseline_verdict, coverage_verdict, naive_verdict,
+                                  random_walk_sentence, render, skill_verdict,
                                   write_index, write_plotlyjs, write_report)
 
 __all__ = ["ModelView", "ReportContent", "Tables", "write_report", "write_index",
-           "write_plotlyjs", "render", "summary_from_forecasts", "skill_verdict", "coverage_verdict",
+           "write_plotlyjs", "render", "summary_from_forecasts", "skill_verdict", "naive_verdict", "baseline_verdict",
+           "coverage_verdict",
            "random_walk_sentence", "STYLESHEET", "PLOTLY_JS", "MAX_POINTS"]

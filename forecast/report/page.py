@@ -19,7 +19,8 @@ from forecast.report.figures import (color_of, figure_html, forecast_figure, las
                                      style_layout)
 
 __all__ = ["STYLESHEET", "render", "write_report", "write_index", "write_plotlyjs",
-           "skill_verdict", "random_walk_sentence", "coverage_verdict"]
+           "skill_verdict", "naive_verdict", "baseline_verdict", "random_walk_sentence",
+           "coverage_verdict"]
 
 # ---- HTML ------------------------------------------------------------------------------
 # the stylesheet of every page (the batch summary page extends it)
@@ -47,6 +48,46 @@ def _number(v) -> float:
 
 
 def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.0) -> str | None:
+    """`naive_verdict`, then how the best of the other models compares with the best
+    baseline (`baseline_verdict`) when that is not naive: on a seasonal series beating
+    naive says little."""
+    parts = [t for t in (naive_verdict(summary, margin, z_min),
+                         baseline_verdict(summary, z_min)) if t]
+    return " ".join(parts) or None
+
+
+def baseline_verdict(summary: pd.DataFrame, z_min: float = 2.0) -> str | None:
+    """How the best model that is not a baseline compares with the best baseline by MAE
+    (``best_baseline``, ``skill_vs_baseline`` and its paired z ``skill_vs_baseline_z``
+    in the summary), or None when that baseline is naive (`naive_verdict` says it) or a
+    column is missing."""
+    from forecast.backtest import BASELINE_NAMES
+
+    if "skill_vs_baseline" not in summary or "best_baseline" not in summary:
+        return None
+    ref = summary["best_baseline"].iloc[0]
+    if not isinstance(ref, str) or ref == "naive":
+        return None
+    rows = summary[~summary["model"].isin(BASELINE_NAMES)]
+    rows = rows[np.isfinite(rows["skill_vs_baseline"].map(_number))]
+    if rows.empty:
+        return None
+    best = rows.loc[rows["skill_vs_baseline"].map(_number).idxmax()]
+    sk = _number(best["skill_vs_baseline"])
+    z = _number(best.get("skill_vs_baseline_z"))
+    name = ref.replace("_", " ")
+    if sk < 0:
+        how = (f"'s MAE is {1 - sk:.1f} times that of {name}" if sk < -0.5 else
+               f" is {-sk:.1%} worse (MAE) than {name}")
+        return (f"{best['model']}{how}, the best baseline here: on this series {name} is "
+                "the forecast to use.")
+    zs = "" if not np.isfinite(z) else (
+        f" (z = {z:.1f})" if z >= z_min else
+        f", within the noise of the folds (z = {z:.1f}, below {z_min:g})")
+    return f"Against {name}, the best baseline here, {best['model']} is {sk:.1%} better{zs}."
+
+
+def naive_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.0) -> str | None:
     """One plain sentence on whether any model beats the naive forecast by more than
     `margin` (as skill against naive, from the summary's ``skill_mae``), whether the gain
     stands out of the noise of the folds (``skill_z``, the paired z of the per-fold MAEs,
