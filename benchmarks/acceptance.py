@@ -23,10 +23,9 @@ import argparse
 import os
 import time
 
-from scipy.stats import t as student_t
-
 from cold_start import cpu_model  # benchmarks/ is this script's folder
 from forecast import workflows as wf
+from forecast.metrics import coverage_bar
 
 #: (name, bundled dataset, target, kind): kind "weather" must win by 5 %, "price" must
 #: stay within 2 % of naive.
@@ -92,7 +91,7 @@ def main() -> None:
         n_in = sum(0.75 <= r["coverage_80"] <= 0.85 and 0.91 <= r["coverage_95"] <= 0.98
                    for _, r in s.iterrows())
         cov_ok = n_in == len(s)
-        crit = max(2.0, float(student_t.ppf(0.975, args.folds - 1)))  # as the verdict's
+        crit = coverage_bar(args.folds)  # as `forecast backtest`'s verdict judges
         n_chance = sum(abs(r["cover_z_80"]) <= crit and abs(r["cover_z_95"]) <= crit
                        for _, r in s.iterrows())
         for m in args.models.split(","):

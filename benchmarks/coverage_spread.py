@@ -20,9 +20,8 @@ import argparse
 
 import numpy as np
 from scipy.stats import norm
-from scipy.stats import t as student_t
 
-from forecast.metrics import coverage_z
+from forecast.metrics import coverage_bar, coverage_z
 
 BANDS = {80: (0.75, 0.85), 95: (0.91, 0.98)}
 
@@ -33,7 +32,7 @@ def spread(folds: int, horizon: int, repeats: int, seed: int = 0, narrow: float 
     inside = np.ones(repeats, bool)
     out, passed, flagged = {}, {}, {}
     counts = np.full(folds, horizon)
-    crit = max(2.0, float(student_t.ppf(0.975, folds - 1)))  # as `forecast backtest` judges
+    crit = coverage_bar(folds)  # as `forecast backtest` judges
     for a in range(0, repeats, 2000):  # in blocks: 20,000 x 40 x 24 floats at once is large
         n = min(2000, repeats - a)
         err = np.cumsum(rng.normal(size=(n, folds, horizon)), axis=2)

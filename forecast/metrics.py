@@ -33,6 +33,7 @@ __all__ = [
     "skill",
     "paired_z",
     "coverage_z",
+    "coverage_bar",
     "forecast_metrics",
     "POINT_METRICS",
 ]
@@ -177,6 +178,22 @@ def coverage_z(hits, counts, level: float) -> float:
     cc = min(max(c, 0.5 / total), 1.0 - 0.5 / total)
     se = max(se * np.sqrt(p * (1 - p) / (cc * (1 - cc))), np.sqrt(p * (1 - p) / total))
     return (c - p) / se
+
+
+def coverage_bar(folds) -> float:
+    """How far `coverage_z` may lie from 0 before a coverage is off its level by more
+    than chance: the two-sided 95 % point of Student's t with ``folds - 1`` degrees of
+    freedom (2.02 for 40 folds, 2.26 for 10, 4.30 for 3: a standard error estimated from
+    a few folds is itself uncertain), never below 2; 2 when `folds` is unknown."""
+    try:
+        f = float(folds)
+    except (TypeError, ValueError):
+        return 2.0
+    if not np.isfinite(f) or f < 2:
+        return 2.0
+    from scipy.stats import t as student_t
+
+    return max(2.0, float(student_t.ppf(0.975, f - 1)))
 
 
 def forecast_metrics(y_true, y_pred, *, y_last=None, intervals=None) -> dict:

@@ -461,8 +461,13 @@ def test_a_coverage_beyond_chance_is_marked_with_its_direction():
     more than 2 standard errors off its level is marked and its title says which way."""
     s = _series(0, "ok")
     s["backtest"]["model"].update(coverage_80=0.7, cover_z_80=-2.5, cover_z_95=0.4)
-    manifest = _manifest([s, _series(1, "ok")])
+    s["backtest"]["folds"] = 40  # the bar: Student's t over the folds, 2.02 here
+    few = _series(2, "ok")  # over 3 folds the bar is 4.30: -2.5 is within chance
+    few["backtest"]["model"].update(coverage_80=0.7, cover_z_80=-2.5)
+    manifest = _manifest([s, _series(1, "ok"), few])
     rows = _Rows(render_summary(manifest)).rows
+    assert "class" not in _cells(rows[2])["cov 80"][0]
+    assert _cells(rows[2])["cov 80"][0]["title"] == "z = -2.50: within chance of 80 %"
     c = _cells(rows[0])
     assert c["cov 80"][1] == "70%" and c["cov 80"][0]["class"] == "bad"
     assert c["cov 80"][0]["title"] == "z = -2.50: too narrow, beyond chance"

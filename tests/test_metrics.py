@@ -176,3 +176,13 @@ def test_coverage_z_passes_calibrated_intervals_and_flags_narrow_ones():
         thin = (np.abs(err) <= 0.7 * zq * sd).sum(2)
         zt = np.array([metrics.coverage_z(h, counts, level) for h in thin])
         assert np.mean(zt < -2) > 0.8, level
+
+
+def test_coverage_bar_is_students_t_over_the_folds():
+    from scipy.stats import t
+
+    assert metrics.coverage_bar(40) == pytest.approx(t.ppf(0.975, 39), rel=1e-12)
+    assert metrics.coverage_bar(3) == pytest.approx(4.302652729911275, rel=1e-9)
+    assert metrics.coverage_bar(10**6) == 2.0  # never below 2
+    for unknown in (None, float("nan"), "x", 1):
+        assert metrics.coverage_bar(unknown) == 2.0

@@ -30,6 +30,7 @@ from urllib.parse import quote
 
 from forecast import __version__
 from forecast.files import atomic_write
+from forecast.metrics import coverage_bar
 from forecast.report import STYLESHEET as _REPORT_CSS
 
 __all__ = ["render_summary", "sparkline", "write_summary"]
@@ -398,9 +399,9 @@ def _row(pos: int, s: dict, spark: dict | None) -> str:
         if v is None:
             cells.append(_cell())
             continue
-        # the backtest's chance test (`forecast.metrics.coverage_z`): beyond 2 standard
-        # errors of the level the cell is marked and its title says which way
-        off = z is not None and abs(z) > 2
+        # the backtest's chance test (`forecast.metrics.coverage_z`): beyond its bar
+        # (`coverage_bar` of the folds) the cell is marked and its title says which way
+        off = z is not None and abs(z) > coverage_bar(bt.get("folds"))
         title = None if z is None else (
             f"z = {z:+.2f}: " + (f"too {'wide' if z > 0 else 'narrow'}, beyond chance"
                                  if off else "within chance of " + lv + " %"))

@@ -141,10 +141,9 @@ def coverage_verdict(summary: pd.DataFrame, z_max: float | None = None) -> str |
     folds = _number(summary["n_folds"].max()) if "n_folds" in summary else float("nan")
     over = f"over these {int(folds)} folds" if np.isfinite(folds) else "in this backtest"
     if z_max is None:
-        from scipy.stats import t as student_t
+        from forecast.metrics import coverage_bar
 
-        z_max = max(2.0, float(student_t.ppf(0.975, folds - 1))) if np.isfinite(folds) \
-            and folds >= 2 else 2.0
+        z_max = coverage_bar(folds)
     off, judged = [], 0
     for _, row in summary.iterrows():
         parts = []
