@@ -47,6 +47,13 @@ def _number(v) -> float:
         return float("nan")
 
 
+def _best_row(rows: pd.DataFrame, column: str):
+    """The row of `rows` with the highest finite `column`, or None when there is none."""
+    values = rows[column].map(_number)
+    ok = np.isfinite(values.to_numpy(np.float64))
+    return rows.loc[values[ok].idxmax()] if ok.any() else None
+
+
 def skill_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.0) -> str | None:
     """`naive_verdict`, then how the best of the other models compares with the best
     baseline (`baseline_verdict`) when that is not naive: on a seasonal series beating
@@ -68,11 +75,9 @@ def baseline_verdict(summary: pd.DataFrame, z_min: float = 2.0) -> str | None:
     ref = summary["best_baseline"].iloc[0]
     if not isinstance(ref, str) or ref == "naive":
         return None
-    rows = summary[~summary["model"].isin(BASELINE_NAMES)]
-    rows = rows[np.isfinite(rows["skill_vs_baseline"].map(_number))]
-    if rows.empty:
+    best = _best_row(summary[~summary["model"].isin(BASELINE_NAMES)], "skill_vs_baseline")
+    if best is None:
         return None
-    best = rows.loc[rows["skill_vs_baseline"].map(_number).idxmax()]
     sk = _number(best["skill_vs_baseline"])
     z = _number(best.get("skill_vs_baseline_z"))
     name = ref.replace("_", " ")
@@ -95,11 +100,9 @@ def naive_verdict(summary: pd.DataFrame, margin: float = 0.02, z_min: float = 2.
     about as well, in which case the gain is the trend's."""
     if "skill_mae" not in summary or not (summary["model"] == "naive").any():
         return None
-    others = summary[summary["model"] != "naive"]
-    others = others[np.isfinite(others["skill_mae"].astype(float))]
-    if others.empty:
+    best = _best_row(summary[summary["model"] != "naive"], "skill_mae")
+    if best is None:
         return None
-    best = others.loc[others["skill_mae"].astype(float).idxmax()]
     sk = float(best["skill_mae"])
     z = _number(best.get("skill_z"))
     folds = int(_number(best.get("n_folds"))) if np.isfinite(_number(best.get("n_folds"))) \
