@@ -241,6 +241,31 @@ def test_dates_and_times_of_day_in_two_columns_make_one_timestamp(tmp_path):
         data.load(write(tmp_path, broken, "b.csv"))
 
 
+def test_timestamps_split_into_year_month_day_hour_columns_are_built(tmp_path):
+    """UCI and NOAA exports write year, month, day and hour apart (monthly files year and
+    month): without a time column the timestamps are built from them, said, and the part
+    columns are never taken for the target. A row whose parts make no date is named."""
+    hours = pd.date_range("2010-01-01", periods=60, freq="h")
+    text = "No,year,month,day,hour,T\n" + "".join(
+        f"{i + 1},{t.year},{t.month},{t.day},{t.hour},{i}\n" for i, t in enumerate(hours))
+    with pytest.raises(DataError, match="numeric columns"):  # No and T: which one?
+        data.load(write(tmp_path, text))
+    ds = data.load(write(tmp_path, text), target="T")
+    assert list(ds.frame["ds"]) == list(hours) and ds.freq.alias == "h"
+    assert "built the timestamps from columns 'year', 'month', 'day', 'hour'" in ds.report.notes
+    months = "Year,Month,Temperature\n" + "".join(f"{1920 + k // 12},{k % 12 + 1},{k}\n"
+                                                    for k in range(30))
+    ds = data.load(write(tmp_path, months, "m.csv"))
+    assert ds.target == ("Temperature",) and ds.freq.alias == "MS"
+    assert list(ds.frame["ds"]) == list(pd.date_range("1920-01-01", periods=30, freq="MS"))
+    bad = months.replace("1920,5,4", "1920,13,4")
+    with pytest.raises(DataError, match=r"1 row\(s\) do not make a date \(first at row 4 "
+                       r"\(line 6 of b.csv\): Year=1920, Month=13\)"):
+        data.load(write(tmp_path, bad, "b.csv"))
+    with pytest.raises(DataError, match="no time column found"):  # a year alone is not enough
+        data.load(write(tmp_path, "year,T\n2020,1\n2021,2\n", "y.csv"))
+
+
 def test_mixed_timestamp_formats(tmp_path):
     text = "date,OT\n2020-01-01,1\n2020-01-02,2\n01/03/2020,3\n2020-01-04,4\n"
     with pytest.raises(DataError, match=r"mixes timestamp formats: row 0 .* is '2020-01-01' but row 2 .* is '01/03/2020'.*one format"):

@@ -42,8 +42,10 @@ from forecast.data._validate import (
     find_targets,
     find_time_col,
     out_of_order,
+    join_time_parts,
     parse_times,
     time_of_day_col,
+    time_part_cols,
     raise_duplicates,
     value_column,
 )
@@ -94,12 +96,22 @@ def load(source, options: LoadOptions | None = None, **overrides) -> Dataset:
     report = LoadReport(source=src.label, rows_read=len(raw), encoding=src.encoding,
                         duplicates_policy=options.duplicates)
 
-    time_col = find_time_col(raw, options, src)
+    parts = None
+    try:
+        time_col = find_time_col(raw, options, src)
+    except DataError:
+        parts = time_part_cols(raw, options)
+        if parts is None:
+            raise
+        time_col = "ds" if "ds" not in raw.columns else "__ds"
+        raw = raw.assign(**{time_col: join_time_parts(raw, parts, src)})
+        report.note(f"built the timestamps from columns "
+                    f"{', '.join(map(repr, parts.values()))}")
     clock = time_of_day_col(raw, time_col, options)
     id_col = find_id_col(raw, options, src)
     if id_col == time_col:
         raise DataError(f"column {time_col!r} cannot be both the time and the id column")
-    reserved = [c for c in (time_col, id_col, clock) if c is not None]
+    reserved = [c for c in (time_col, id_col, clock) if c is not None] + list((parts or {}).values())
     if clock is not None:  # dates in one column, times of day in another: one timestamp
         stamp = (raw[time_col].astype("string").str.strip() + " "
                  + raw[clock].astype("string").str.strip()).rename(time_col)

@@ -69,6 +69,46 @@ def find_time_col(frame: pd.DataFrame, options: LoadOptions, src: Source) -> str
     )
 
 
+#: columns a timestamp can be built from when a file has no time column (UCI and NOAA
+#: exports write year, month, day and hour apart; monthly files year and month)
+TIME_PARTS = ("year", "month", "day", "hour", "minute")
+
+
+def time_part_cols(frame: pd.DataFrame, options: LoadOptions) -> dict[str, str] | None:
+    """``{part: column}`` for a file whose timestamps are split into year and month (and
+    optionally day, hour, minute, each only after the one before) columns, named so in
+    any case; None when the user named a time column or the file lacks year or month."""
+    if options.time_col is not None:
+        return None
+    by_name = {str(c).strip().lower(): c for c in frame.columns}
+    if "year" not in by_name or "month" not in by_name:
+        return None
+    parts = {}
+    for p in TIME_PARTS:
+        if p not in by_name:
+            break  # an hour without a day means nothing
+        parts[p] = by_name[p]
+    return parts
+
+
+def join_time_parts(frame: pd.DataFrame, parts: dict[str, str], src: Source) -> pd.Series:
+    """The timestamps of `time_part_cols`' columns, or a DataError naming the first row
+    whose parts do not make a date."""
+    table = pd.DataFrame({p: pd.to_numeric(frame[c], errors="coerce") for p, c in parts.items()})
+    if "day" not in table:
+        table["day"] = 1  # a monthly file: each month's first day
+    times = pd.to_datetime(table, errors="coerce")
+    bad = times.isna().to_numpy()
+    if bad.any():
+        i = _first(bad)
+        shown = ", ".join(f"{c}={frame[c].astype('string').iloc[i]}" for c in parts.values())
+        raise DataError(
+            f"the timestamps are built from columns {', '.join(map(repr, parts.values()))}, but "
+            f"{int(bad.sum())} row(s) do not make a date (first at {src.where(i)}: {shown}); "
+            "fix those rows, or give a time column with time_col= (--time-col)")
+    return times
+
+
 _TIME_OF_DAY = r"\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?"
 
 
